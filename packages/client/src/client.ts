@@ -1,0 +1,211 @@
+import { applyEvent } from './reducer.js';
+import type { ClientState } from './state.js';
+import { stateFromRegister } from './state.js';
+import type { RegisterResponse, ZulipEvent } from './types.js';
+import { eventSchema, registerResponseSchema } from './types.js';
+
+/** An error answer from the server, with Zulip's stable `code`. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export interface ClientOptions {
+  baseUrl: string;
+  email: string;
+  apiKey: string;
+  /** Event types to follow; all that Concord has by default. */
+  eventTypes?: string[];
+  fetch?: typeof fetch;
+  /** Called after register and after each batch of events, with the current store. */
+  onState?(state: ClientState): void;
+  /** Called when the connection state changes. */
+  onStatus?(status: 'connecting' | 'live' | 'reconnecting' | 'stopped'): void;
+  /** Called with each event before it is applied. */
+  onEvent?(event: ZulipEvent): void;
+  /** Backoff bounds in ms (defaults 250 ms .. 30 s). */
+  backoff?: { minMs: number; maxMs: number };
+}
+
+const encode = (params: Record<string, unknown>) =>
+  new URLSearchParams(
+    Object.entries(params).map(
+      ([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)] as [string, string],
+    ),
+  );
+
+/** `POST /fetch_api_key`: exchanges e-mail and password for the API key. */
+export async function fetchApiKey(
+  baseUrl: string,
+  username: string,
+  password: string,
+  f: typeof fetch = fetch,
+) {
+  const res = await f(`${baseUrl}/api/v1/fetch_api_key`, {
+    method: 'POST',
+    body: encode({ username, password }),
+  });
+  const body = (await res.json()) as {
+    result: string;
+    code?: string;
+    msg?: string;
+    api_key?: string;
+    email?: string;
+    user_id?: number;
+  };
+  if (body.result !== 'success')
+    throw new ApiError(res.status, body.code ?? 'BAD_REQUEST', body.msg ?? 'login failed');
+  return { apiKey: body.api_key!, email: body.email!, userId: body.user_id! };
+}
+
+/** Full jitter: a random delay up to the exponential bound, so that clients do not return in step. */
+export function backoffDelay(attempt: number, minMs: number, maxMs: number): number {
+  return Math.random() * Math.min(maxMs, minMs * 2 ** attempt);
+}
+
+/**
+ * A live view of the workspace: registers a queue, long-polls it, applies every event to one
+ * store, resumes after a dropped connection with the same `last_event_id`, and re-registers (with
+ * jittered exponential backoff) when the server says the queue is gone.
+ */
+export class ConcordClient {
+  state: ClientState | null = null;
+  private queueId: string | null = null;
+  private lastEventId = -1;
+  private running = false;
+  private abort: AbortController | null = null;
+  private readonly f: typeof fetch;
+
+  constructor(private readonly opts: ClientOptions) {
+    this.f = opts.fetch ?? fetch;
+  }
+
+  /** Calls the API with Basic auth; resolves with the success body or throws {@link ApiError}. */
+  async call<T = Record<string, unknown>>(
+    method: string,
+    path: string,
+    params: Record<string, unknown> = {},
+    signal?: AbortSignal,
+  ): Promise<T> {
+    const auth = `Basic ${btoa(`${this.opts.email}:${this.opts.apiKey}`)}`;
+    const query = method === 'GET' ? `?${encode(params)}` : '';
+    const res = await this.f(`${this.opts.baseUrl}/api/v1${path}${query}`, {
+      method,
+      headers: { authorization: auth },
+      body: method === 'GET' ? undefined : encode(params),
+      signal,
+    });
+    const body = (await res.json()) as { result: string; code?: string; msg?: string };
+    if (body.result !== 'success') {
+      const retry = res.headers.get('retry-after');
+      throw new ApiError(
+        res.status,
+        body.code ?? 'BAD_REQUEST',
+        body.msg ?? res.statusText,
+        retry ? Number(retry) : undefined,
+      );
+    }
+    return body as T;
+  }
+
+  /** Registers and follows events until {@link stop}. Resolves once the first register succeeded. */
+  async start(): Promise<void> {
+    this.running = true;
+    this.opts.onStatus?.('connecting');
+    await this.registerWithRetry();
+    void this.loop();
+  }
+
+  /** Stops following events and deletes the queue. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.abort?.abort();
+    this.opts.onStatus?.('stopped');
+    if (this.queueId) await this.call('DELETE', '/events', { queue_id: this.queueId }).catch(() => {});
+  }
+
+  private async register(): Promise<void> {
+    const body = registerResponseSchema.parse(
+      await this.call('POST', '/register', {
+        event_types: this.opts.eventTypes ?? ['realm_user', 'subscription', 'stream'],
+        include_subscribers: 'true',
+        client_gravatar: false,
+      }),
+    );
+    this.applyRegister(body as RegisterResponse);
+  }
+
+  /** Replaces the store with a register response (exposed for tests and server-side checks). */
+  applyRegister(body: RegisterResponse): void {
+    this.queueId = body.queue_id;
+    this.lastEventId = body.last_event_id;
+    this.state = stateFromRegister(body);
+    this.opts.onState?.(this.state);
+  }
+
+  private async registerWithRetry(): Promise<void> {
+    const { minMs, maxMs } = this.opts.backoff ?? { minMs: 250, maxMs: 30_000 };
+    for (let attempt = 0; this.running; attempt++) {
+      try {
+        await this.register();
+        this.opts.onStatus?.('live');
+        return;
+      } catch (err) {
+        if (err instanceof ApiError && err.status < 500 && err.status !== 429) throw err;
+        this.opts.onStatus?.('reconnecting');
+        const wait =
+          err instanceof ApiError && err.retryAfter
+            ? err.retryAfter * 1000
+            : backoffDelay(attempt, minMs, maxMs);
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  private async loop(): Promise<void> {
+    const { minMs, maxMs } = this.opts.backoff ?? { minMs: 250, maxMs: 30_000 };
+    let failures = 0;
+    while (this.running) {
+      this.abort = new AbortController();
+      try {
+        const body = await this.call<{ events: unknown[] }>(
+          'GET',
+          '/events',
+          { queue_id: this.queueId, last_event_id: this.lastEventId },
+          this.abort.signal,
+        );
+        failures = 0;
+        this.opts.onStatus?.('live');
+        this.applyEvents(body.events.map((e) => eventSchema.parse(e) as ZulipEvent));
+      } catch (err) {
+        if (!this.running) return;
+        this.opts.onStatus?.('reconnecting');
+        if (err instanceof ApiError && err.code === 'BAD_EVENT_QUEUE_ID') {
+          // The queue is gone (expired, ended, or the server lost it): start over from a snapshot.
+          await this.registerWithRetry().catch(() => {});
+          continue;
+        }
+        await new Promise((r) => setTimeout(r, backoffDelay(failures++, minMs, maxMs)));
+      }
+    }
+  }
+
+  /** Applies a batch of events in order (exposed for tests). */
+  applyEvents(events: ZulipEvent[]): void {
+    if (!this.state) return;
+    for (const event of events) {
+      if (event.id <= this.lastEventId && event.type !== 'heartbeat') continue;
+      this.opts.onEvent?.(event);
+      applyEvent(this.state, event);
+      this.lastEventId = Math.max(this.lastEventId, event.id);
+    }
+    this.opts.onState?.(this.state);
+  }
+}

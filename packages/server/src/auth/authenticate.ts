@@ -1,0 +1,71 @@
+import type { Kysely } from 'kysely';
+import { ConcordError } from '../errors.js';
+import type { Database, UserRow } from '../store/schema.js';
+import { apiKeysEqual } from './apiKey.js';
+import type { FailureLimiter } from './rateLimit.js';
+
+/** The placeholder API e-mail of a user without an address, as Zulip forms it. */
+export const placeholderEmail = (userId: number, host: string): string => `user${userId}@${host}`;
+
+/** The e-mail the API shows for a user: their address, or the placeholder. */
+export const apiEmail = (user: Pick<UserRow, 'id' | 'delivery_email'>, host: string): string =>
+  user.delivery_email ?? placeholderEmail(user.id, host);
+
+/** Finds a user of the realm by API e-mail (address or placeholder), case-insensitively. */
+export async function findUserByApiEmail(
+  db: Kysely<Database>,
+  realmId: number,
+  email: string,
+  host: string,
+): Promise<UserRow | undefined> {
+  const key = email.trim().toLowerCase();
+  const byAddress = await db
+    .selectFrom('users')
+    .selectAll()
+    .where('realm_id', '=', realmId)
+    .where('email_key', '=', key)
+    .executeTakeFirst();
+  if (byAddress) return byAddress;
+  const m = /^user(\d{1,10})@(.+)$/.exec(key);
+  if (!m || m[2] !== host.toLowerCase()) return undefined;
+  return db
+    .selectFrom('users')
+    .selectAll()
+    .where('realm_id', '=', realmId)
+    .where('id', '=', Number(m[1]))
+    .where('delivery_email', 'is', null)
+    .executeTakeFirst();
+}
+
+/**
+ * Checks HTTP Basic `email:api_key` credentials. Unknown e-mails and wrong keys fail alike (no
+ * account probing); failures count towards the limiter per e-mail and per client address.
+ */
+export async function authenticateBasic(
+  db: Kysely<Database>,
+  realmId: number,
+  host: string,
+  header: string | undefined,
+  clientIp: string,
+  limiter: FailureLimiter,
+): Promise<UserRow> {
+  if (!header)
+    throw new ConcordError('UNAUTHORIZED', 'Not logged in: API authentication or user session required');
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  const decoded = m ? Buffer.from(m[1]!, 'base64').toString('utf8') : '';
+  const colon = decoded.lastIndexOf(':');
+  if (colon <= 0)
+    throw new ConcordError('UNAUTHORIZED', 'Invalid authorization header: expected Basic email:api_key');
+  const email = decoded.slice(0, colon);
+  const key = decoded.slice(colon + 1);
+  const keys = [`email:${email.toLowerCase()}`, `ip:${clientIp}`];
+  const wait = Math.max(...keys.map((k) => limiter.blockedFor(k)));
+  if (wait > 0) throw new ConcordError('RATE_LIMIT_HIT', 'API usage exceeded rate limit', {}, wait);
+  const user = await findUserByApiEmail(db, realmId, email, host);
+  if (!user || !apiKeysEqual(key, user.api_key)) {
+    limiter.fail(keys);
+    throw new ConcordError('INVALID_API_KEY', 'Invalid API key');
+  }
+  if (!user.is_active) throw new ConcordError('USER_DEACTIVATED', 'Account is deactivated');
+  return user;
+}

@@ -1,0 +1,203 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+/** How a config field is read from the environment and the command line. */
+interface FieldSource {
+  env: string;
+  flag: string;
+  doc: string;
+}
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/**
+ * The one validated configuration object. Built once at start by {@link loadConfig} and passed
+ * down explicitly; nothing below `main` reads `process.env`.
+ */
+export const configSchema = z
+  .object({
+    host: z.string().min(1).default('127.0.0.1'),
+    port: int(0, 65535).default(9991),
+    externalUrl: z.url({ protocol: /^https?$/ }).optional(),
+    dataDir: z.string().min(1).default('./data'),
+    databaseUrl: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
+    databasePoolSize: int(1, 200).default(10),
+    redisUrl: z
+      .string()
+      .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+      .optional(),
+    secret: z.string().min(32, 'must be at least 32 characters').optional(),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    realmName: z.string().min(1).max(40).default('Concord'),
+    nodeId: z.string().min(1).max(64).default(`${hostname()}-${process.pid}`),
+    changelogRetentionSeconds: int(60, 10 * 365 * 86400).default(7 * 86400),
+    changelogRetentionCount: int(1000, 1_000_000_000).default(1_000_000),
+    changelogPollMs: int(10, 60_000).default(1000),
+    loginRateLimit: int(1, 10_000).default(10),
+    loginRateWindowSeconds: int(1, 86400).default(600),
+    passwordHashCost: int(10, 20).default(15),
+    eventQueueIdleSeconds: int(10, 7 * 86400).default(600),
+    eventLongpollSeconds: int(2, 600).default(90),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema> & {
+  /** `cluster` when a PostgreSQL URL is configured, `embedded` (SQLite in `dataDir`) otherwise. */
+  mode: 'embedded' | 'cluster';
+  externalUrl: string;
+};
+
+/** Where each field comes from; also the source of the README's configuration table. */
+export const configSources: Record<keyof z.infer<typeof configSchema>, FieldSource> = {
+  host: { env: 'CONCORD_HOST', flag: '--host', doc: 'Interface to listen on.' },
+  port: { env: 'CONCORD_PORT', flag: '--port', doc: 'TCP port (0 picks a free one).' },
+  externalUrl: {
+    env: 'CONCORD_EXTERNAL_URL',
+    flag: '--external-url',
+    doc: 'URL clients use to reach the server; defaults to http://host:port.',
+  },
+  dataDir: { env: 'CONCORD_DATA_DIR', flag: '--data-dir', doc: 'Directory for the SQLite file and secrets.' },
+  databaseUrl: {
+    env: 'DATABASE_URL',
+    flag: '--database-url',
+    doc: 'PostgreSQL URL; setting it selects cluster mode.',
+  },
+  databasePoolSize: {
+    env: 'CONCORD_DATABASE_POOL_SIZE',
+    flag: '--database-pool-size',
+    doc: 'PostgreSQL pool size.',
+  },
+  redisUrl: {
+    env: 'REDIS_URL',
+    flag: '--redis-url',
+    doc: 'Redis URL for the shared cache tier (cluster mode).',
+  },
+  secret: {
+    env: 'CONCORD_SECRET',
+    flag: '--secret',
+    doc: 'Server secret (32+ chars). Embedded mode generates one in the data dir; cluster mode requires it.',
+  },
+  logLevel: {
+    env: 'CONCORD_LOG_LEVEL',
+    flag: '--log-level',
+    doc: 'fatal, error, warn, info, debug, trace or silent.',
+  },
+  realmName: {
+    env: 'CONCORD_REALM_NAME',
+    flag: '--realm-name',
+    doc: 'Name of the workspace created on first start.',
+  },
+  nodeId: {
+    env: 'CONCORD_NODE_ID',
+    flag: '--node-id',
+    doc: 'Name of this node in cluster status and metrics.',
+  },
+  changelogRetentionSeconds: {
+    env: 'CONCORD_CHANGELOG_RETENTION_SECONDS',
+    flag: '--changelog-retention-seconds',
+    doc: 'Change-log entries older than this are pruned.',
+  },
+  changelogRetentionCount: {
+    env: 'CONCORD_CHANGELOG_RETENTION_COUNT',
+    flag: '--changelog-retention-count',
+    doc: 'At most this many change-log entries are kept.',
+  },
+  changelogPollMs: {
+    env: 'CONCORD_CHANGELOG_POLL_MS',
+    flag: '--changelog-poll-ms',
+    doc: 'Safety-net poll of the change log when no doorbell rings.',
+  },
+  loginRateLimit: {
+    env: 'CONCORD_LOGIN_RATE_LIMIT',
+    flag: '--login-rate-limit',
+    doc: 'Failed logins allowed per user and per client address within the window.',
+  },
+  loginRateWindowSeconds: {
+    env: 'CONCORD_LOGIN_RATE_WINDOW_SECONDS',
+    flag: '--login-rate-window-seconds',
+    doc: 'Window of the failed-login limit.',
+  },
+  eventQueueIdleSeconds: {
+    env: 'CONCORD_EVENT_QUEUE_IDLE_SECONDS',
+    flag: '--event-queue-idle-seconds',
+    doc: 'An event queue nobody polls for this long expires (BAD_EVENT_QUEUE_ID).',
+  },
+  eventLongpollSeconds: {
+    env: 'CONCORD_EVENT_LONGPOLL_SECONDS',
+    flag: '--event-longpoll-seconds',
+    doc: 'Advertised long-poll timeout; the server sends heartbeats at 50-65% of it.',
+  },
+  passwordHashCost: {
+    env: 'CONCORD_PASSWORD_HASH_COST',
+    flag: '--password-hash-cost',
+    doc: 'log2 of the scrypt cost N (15 = 32 MiB per hash).',
+  },
+};
+
+/** Thrown when configuration is invalid; its message lists every problem, one per line. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/**
+ * Builds the configuration from environment variables and `--flag value` / `--flag=value`
+ * arguments (flags win). Throws {@link ConfigError} naming every bad field; never returns a
+ * partially valid object.
+ */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Config {
+  const raw: Record<string, string> = {};
+  const problems: string[] = [];
+  const byFlag = new Map(Object.entries(configSources).map(([key, s]) => [s.flag, key]));
+  for (const [key, source] of Object.entries(configSources)) {
+    const value = env[source.env];
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) {
+      problems.push(`unexpected argument "${arg}"`);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    const key = byFlag.get(flag);
+    if (!key) {
+      problems.push(`unknown option ${flag}`);
+      if (eq === -1 && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) i++;
+      continue;
+    }
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined) problems.push(`${flag} needs a value`);
+    else raw[key] = value;
+  }
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const key = String(issue.path[0] ?? '');
+      const source = configSources[key as keyof typeof configSources];
+      const name = source ? `${source.env} (${source.flag})` : key;
+      problems.push(`${name}: ${issue.message}`);
+    }
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  const data = parsed.data;
+  const mode = data.databaseUrl ? 'cluster' : 'embedded';
+  if (mode === 'cluster' && !data.secret) {
+    throw new ConfigError([
+      'CONCORD_SECRET (--secret): required in cluster mode so that every node signs alike',
+    ]);
+  }
+  const externalUrl = (data.externalUrl ?? `http://${data.host}:${data.port}`).replace(/\/+$/, '');
+  return { ...data, mode, externalUrl };
+}
+
+/** A random secret of the strength {@link configSchema} requires. */
+export function generateSecret(): string {
+  return randomBytes(32).toString('base64url');
+}

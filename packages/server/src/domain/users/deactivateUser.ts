@@ -1,0 +1,39 @@
+import { generateApiKey } from '../../auth/apiKey.js';
+import { cacheKey } from '../../changelog/change.js';
+import type { CommandContext } from '../../changelog/log.js';
+import { fail } from '../../errors.js';
+import type { Actor } from '../roles.js';
+import { Role, isAdmin, isOwner } from '../roles.js';
+import { countActiveOwners, loadUser, subscribedStreams } from './userRecord.js';
+
+/**
+ * Deactivates a user: they can no longer log in, their API key is replaced and their sessions are
+ * deleted in the same transaction, so no request authenticated as them succeeds after the commit.
+ * The change names every live channel they were in, whose member lists lose them (incident 3).
+ */
+export async function deactivateUser(ctx: CommandContext, actor: Actor, userId: number): Promise<void> {
+  const user = await loadUser(ctx.trx, ctx.realmId, userId);
+  if (!isAdmin(actor.role)) throw fail.forbidden('Must be an organization administrator');
+  if (user.role === Role.OWNER && !isOwner(actor.role)) throw fail.forbidden('Must be an organization owner');
+  if (!user.is_active) throw fail.badRequest('User is already deactivated');
+  if (user.role === Role.OWNER && (await countActiveOwners(ctx.trx, ctx.realmId)) <= 1)
+    throw fail.badRequest('Cannot deactivate the only organization owner');
+
+  await ctx.trx
+    .updateTable('users')
+    .set({ is_active: 0, api_key: generateApiKey() })
+    .where('id', '=', user.id)
+    .execute();
+  await ctx.trx.deleteFrom('sessions').where('user_id', '=', user.id).execute();
+  const streams = await subscribedStreams(ctx.trx, user.id);
+  ctx.record({
+    kind: 'user.deactivated',
+    payload: { userId: user.id, streams },
+    cacheKeys: [
+      cacheKey.user(user.id),
+      cacheKey.usersOfRealm(ctx.realmId),
+      ...streams.map((s) => cacheKey.subscribersOf(s.id)),
+    ],
+    audience: { scope: 'realm' },
+  });
+}

@@ -1,0 +1,30 @@
+import type { Logger } from 'pino';
+import type { FailureLimiter } from '../auth/rateLimit.js';
+import type { ChangeLog } from '../changelog/log.js';
+import type { Config } from '../config/config.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { Store } from '../store/store.js';
+import type { QueueService } from '../events/queueService.js';
+import type { UserRow } from '../store/schema.js';
+import type { PresentContext } from './presenters/user.js';
+
+/** Everything the HTTP edge needs, passed in once when the app is built. */
+export interface AppContext {
+  config: Config;
+  store: Store;
+  log: ChangeLog;
+  realmId: number;
+  realmName: string;
+  limiter: FailureLimiter;
+  present: PresentContext;
+  metrics: Metrics;
+  logger: Logger;
+  queues: QueueService;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated user, set by the `requireUser` pre-handler. */
+    user: UserRow;
+  }
+}

@@ -1,0 +1,111 @@
+import { FEATURE_LEVEL } from './version.js';
+
+/**
+ * Concord's own OpenAPI document: the endpoints Zulip does not have. The Zulip-compatible
+ * endpoints follow Zulip's published description at the advertised feature level and are listed
+ * here by reference only.
+ */
+export function concordOpenApi(serverUrl: string) {
+  const errorShape = {
+    type: 'object',
+    required: ['result', 'msg', 'code'],
+    properties: {
+      result: { const: 'error' },
+      msg: { type: 'string', description: 'Human-readable; names the field and the limit.' },
+      code: { type: 'string', description: 'Stable error code (Zulip codes where the API is Zulip’s).' },
+    },
+  };
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Concord additions to the Zulip API',
+      version: '0.1.0',
+      description:
+        `Concord speaks Zulip's REST API (feature level ${FEATURE_LEVEL}) for users, channels and ` +
+        'subscriptions; see Zulip’s API documentation for those. This document covers what Concord adds.',
+    },
+    servers: [{ url: serverUrl }],
+    components: { schemas: { Error: errorShape } },
+    paths: {
+      '/livez': {
+        get: {
+          summary: 'Liveness: 200 while the process runs.',
+          responses: {
+            '200': { description: 'Alive', content: { 'application/json': { schema: { type: 'object' } } } },
+          },
+        },
+      },
+      '/readyz': {
+        get: {
+          summary: 'Readiness: 200 once the node serves data.',
+          responses: {
+            '200': {
+              description: 'Ready',
+              content: {
+                'application/json': {
+                  schema: {
+                    type: 'object',
+                    required: ['status', 'node', 'mode', 'head'],
+                    properties: {
+                      status: { const: 'ready' },
+                      node: { type: 'string' },
+                      mode: { enum: ['embedded', 'cluster'] },
+                      head: { type: 'integer', description: 'Newest committed change-log seq.' },
+                    },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+      '/metrics': {
+        get: {
+          summary: 'Prometheus metrics (text exposition format).',
+          responses: {
+            '200': { description: 'Metrics', content: { 'text/plain': { schema: { type: 'string' } } } },
+          },
+        },
+      },
+      '/openapi.json': {
+        get: {
+          summary: 'This document.',
+          responses: {
+            '200': {
+              description: 'OpenAPI 3.1',
+              content: { 'application/json': { schema: { type: 'object' } } },
+            },
+          },
+        },
+      },
+      '/api/v1/users/me/api_key/regenerate': {
+        post: {
+          summary: 'Replace the caller’s API key; the old one stops working at once.',
+          security: [{ basicAuth: [] }],
+          responses: {
+            '200': {
+              description: 'The new key',
+              content: {
+                'application/json': {
+                  schema: {
+                    type: 'object',
+                    required: ['result', 'msg', 'api_key'],
+                    properties: {
+                      result: { const: 'success' },
+                      msg: { type: 'string' },
+                      api_key: { type: 'string' },
+                    },
+                  },
+                },
+              },
+            },
+            '401': {
+              description: 'Not authenticated',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+            },
+          },
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,37 @@
+import { apiEmail } from '../../auth/authenticate.js';
+import { Role } from '../../domain/roles.js';
+import type { UserRow } from '../../store/schema.js';
+
+/** What presenting needs to know about the server. */
+export interface PresentContext {
+  externalUrl: string;
+  /** Host part of the placeholder e-mails. */
+  host: string;
+}
+
+/** The versioned URL of a user's avatar: a new avatar is a new URL, so no cache can serve an old one. */
+export const avatarUrl = (ctx: PresentContext, user: Pick<UserRow, 'id' | 'avatar_version'>): string =>
+  `${ctx.externalUrl}/avatar/${user.id}/v${user.avatar_version}`;
+
+/** A user as Zulip's `User` object. */
+export function presentUser(ctx: PresentContext, u: UserRow) {
+  return {
+    user_id: u.id,
+    delivery_email: u.delivery_email,
+    email: apiEmail(u, ctx.host),
+    full_name: u.full_name,
+    date_joined: new Date(Number(u.date_joined)).toISOString(),
+    is_active: u.is_active === 1,
+    is_owner: u.role === Role.OWNER,
+    is_admin: u.role === Role.OWNER || u.role === Role.ADMINISTRATOR,
+    is_guest: u.role === Role.GUEST,
+    is_bot: u.is_bot === 1,
+    bot_type: u.is_bot === 1 ? 1 : null,
+    bot_owner_id: null,
+    role: u.role,
+    timezone: u.timezone,
+    avatar_url: avatarUrl(ctx, u),
+    avatar_version: u.avatar_version,
+    profile_data: {},
+  };
+}

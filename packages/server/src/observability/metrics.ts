@@ -1,0 +1,46 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The server's Prometheus metrics, on a registry of its own (several servers may share a process in tests). */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'concord_process_' });
+  return {
+    registry,
+    changelogHead: new Gauge({
+      name: 'concord_changelog_head_seq',
+      help: 'Newest committed change-log seq seen by this node.',
+      registers: [registry],
+    }),
+    consumerCursor: new Gauge({
+      name: 'concord_changelog_consumer_cursor',
+      help: 'Last change-log seq applied by each consumer.',
+      labelNames: ['consumer'],
+      registers: [registry],
+    }),
+    consumerLag: new Gauge({
+      name: 'concord_changelog_consumer_lag',
+      help: 'Change-log entries committed but not yet applied, per consumer (head - cursor).',
+      labelNames: ['consumer'],
+      registers: [registry],
+    }),
+    changesPruned: new Counter({
+      name: 'concord_changelog_pruned_total',
+      help: 'Change-log entries removed by retention.',
+      registers: [registry],
+    }),
+    httpRequests: new Histogram({
+      name: 'concord_http_request_duration_seconds',
+      help: 'HTTP request duration by route and status.',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers: [registry],
+    }),
+    loginFailures: new Counter({
+      name: 'concord_auth_failures_total',
+      help: 'Failed logins and API-key checks.',
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,59 @@
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import { migrateToLatest } from './migrate.js';
+import type { Database } from './schema.js';
+import type { Store } from './store.js';
+
+const INT8_OID = 20;
+
+/**
+ * pg settings shared by every connection Concord opens: bigint columns (times in ms, `seq`) are
+ * parsed as numbers; they stay far below 2^53.
+ */
+export const pgTypes = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
+/** Opens the PostgreSQL store at `url` (a `search_path` may be set through its `options`) and migrates it. */
+export async function openPostgresStore(url: string, poolSize = 10): Promise<Store> {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, types: pgTypes });
+  // An idle client that loses its server must not crash the process; the pool replaces it.
+  pool.on('error', () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    await migrateToLatest(db as Kysely<unknown>, 'postgres');
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  const { rows } = await sql<{
+    db: string;
+    schema: string;
+  }>`SELECT current_database() AS db, current_schema() AS schema`.execute(db);
+  const scope = `${rows[0]!.db}.${rows[0]!.schema}`;
+
+  return {
+    dialect: 'postgres',
+    caps: { notify: true, skipLocked: true, multiNode: true },
+    db,
+    scope,
+    writeTransaction: (fn) =>
+      db.transaction().execute(async (trx) => {
+        // The write lock: a row lock on the change-log head, held to commit. A transaction that
+        // takes the next seq therefore cannot commit before one that took an earlier seq, so a
+        // reader tailing `seq > cursor` never sees a later entry before an earlier one.
+        await sql`SELECT seq FROM changelog_head WHERE id = 1 FOR UPDATE`.execute(trx);
+        return fn(trx);
+      }),
+    readSnapshot: (fn) =>
+      db
+        .transaction()
+        .setIsolationLevel('repeatable read')
+        .setAccessMode('read only')
+        .execute((trx) => fn(trx)),
+    close: () => db.destroy(),
+  };
+}

@@ -1,0 +1,124 @@
+import type { Generated, Insertable, Selectable } from 'kysely';
+
+/*
+ * Table types shared by both backends. Conventions that keep one set of queries valid on SQLite
+ * and PostgreSQL: times are epoch milliseconds (bigint), flags are 0/1 integers, structured
+ * values are JSON text.
+ */
+
+export interface RealmTable {
+  id: Generated<number>;
+  string_id: string;
+  name: string;
+  date_created: number;
+}
+
+export interface UserTable {
+  id: Generated<number>;
+  realm_id: number;
+  /** The e-mail address the user logs in with; null for imported users and bots without one. */
+  delivery_email: string | null;
+  /** Lower-cased delivery_email, unique per realm, for look-ups. */
+  email_key: string | null;
+  full_name: string;
+  role: number;
+  is_active: number;
+  is_bot: number;
+  password_hash: string | null;
+  api_key: string;
+  avatar_version: number;
+  timezone: string;
+  date_joined: number;
+}
+
+export interface SessionTable {
+  id: string;
+  realm_id: number;
+  user_id: number;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface StreamTable {
+  id: Generated<number>;
+  realm_id: number;
+  name: string;
+  /** Lower-cased name, unique per realm among channels that are not archived. */
+  name_key: string;
+  description: string;
+  invite_only: number;
+  history_public_to_subscribers: number;
+  is_archived: number;
+  creator_id: number | null;
+  date_created: number;
+}
+
+export interface SubscriptionTable {
+  id: Generated<number>;
+  realm_id: number;
+  user_id: number;
+  stream_id: number;
+  color: string;
+  is_muted: number;
+  pin_to_top: number;
+  date_created: number;
+}
+
+export interface ChangeTable {
+  seq: number;
+  realm_id: number;
+  kind: string;
+  /** JSON: what changed, enough for every consumer to act without reading other rows. */
+  payload: string;
+  /** JSON array of cache keys the change invalidates. */
+  cache_keys: string;
+  /** JSON: who may see the change (see changelog/change.ts). */
+  audience: string;
+  created_at: number;
+}
+
+export interface ChangelogHeadTable {
+  id: number;
+  seq: number;
+}
+
+export interface ConsumerCursorTable {
+  name: string;
+  seq: number;
+  updated_at: number;
+}
+
+export interface EventQueueTable {
+  id: string;
+  realm_id: number;
+  user_id: number;
+  /** JSON: event types, include_subscribers. */
+  options: string;
+  created_at: number;
+  last_access_at: number;
+  /** Log position the checkpoint reflects. */
+  checkpoint_seq: number;
+  /** The id the next derived event gets. */
+  checkpoint_event_id: number;
+  /** JSON: the user's view at checkpoint_seq (events/view.ts). */
+  checkpoint_view: string;
+}
+
+export interface Database {
+  realms: RealmTable;
+  users: UserTable;
+  sessions: SessionTable;
+  streams: StreamTable;
+  subscriptions: SubscriptionTable;
+  changes: ChangeTable;
+  changelog_head: ChangelogHeadTable;
+  consumer_cursors: ConsumerCursorTable;
+  event_queues: EventQueueTable;
+}
+
+export type UserRow = Selectable<UserTable>;
+export type NewUser = Insertable<UserTable>;
+export type StreamRow = Selectable<StreamTable>;
+export type SubscriptionRow = Selectable<SubscriptionTable>;
+export type ChangeRow = Selectable<ChangeTable>;
+export type RealmRow = Selectable<RealmTable>;

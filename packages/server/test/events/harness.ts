@@ -1,0 +1,139 @@
+import pino from 'pino';
+import { applyEvent, normalizeState, stateFromRegister } from '@concord/client';
+import type { ClientState, RegisterResponse, ZulipEvent } from '@concord/client';
+import { LocalDoorbell } from '../../src/changelog/doorbell.js';
+import type { CommandContext } from '../../src/changelog/log.js';
+import { ChangeLog } from '../../src/changelog/log.js';
+import { LogTail } from '../../src/changelog/tail.js';
+import { ensureRealm } from '../../src/domain/realm/ensureRealm.js';
+import { ConcordError } from '../../src/errors.js';
+import { QueueService } from '../../src/events/queueService.js';
+import { register } from '../../src/events/register.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
+import type { Store } from '../../src/store/store.js';
+
+/** A Concord core (store, log, events tail, queues) without HTTP, for fast property tests. */
+export interface Core {
+  store: Store;
+  log: ChangeLog;
+  realmId: number;
+  queues: QueueService;
+  tail: LogTail;
+  run<T>(fn: (ctx: CommandContext) => Promise<T>): Promise<T | ConcordError>;
+  close(): Promise<void>;
+}
+
+const present = { externalUrl: 'http://concord.test', host: 'concord.test' };
+
+/** Opens an in-memory core. `open` may pass another store (PostgreSQL) instead. */
+export async function openCore(store?: Store): Promise<Core> {
+  const s = store ?? (await openSqliteStore(':memory:'));
+  const log = new ChangeLog(s, new LocalDoorbell());
+  const realmId = await ensureRealm(log, 'Test');
+  const queues = new QueueService(
+    s,
+    log,
+    realmId,
+    present,
+    { idleTimeoutMs: 600_000, longpollSeconds: 90 },
+    pino({ level: 'silent' }),
+  );
+  const start = await log.head();
+  queues.startAt(start);
+  const tail = new LogTail(log, {
+    name: 'events',
+    from: start,
+    pollMs: 60_000,
+    apply: (c) => queues.onChanges(c),
+  });
+  tail.start();
+  return {
+    store: s,
+    log,
+    realmId,
+    queues,
+    tail,
+    async run(fn) {
+      try {
+        return (await log.run(realmId, fn)).value;
+      } catch (err) {
+        if (err instanceof ConcordError) return err;
+        throw err;
+      }
+    },
+    async close() {
+      queues.close();
+      await tail.stop();
+      await log.doorbell.close();
+      await s.close();
+    },
+  };
+}
+
+/** A registered client: its store fed by the same reducer the client package uses. */
+export interface TestClient {
+  userId: number;
+  queueId: string;
+  lastEventId: number;
+  state: ClientState;
+  received: ZulipEvent[];
+}
+
+export async function registerClient(core: Core, userId: number): Promise<TestClient> {
+  const { body } = await register(
+    core.queues,
+    userId,
+    { eventTypes: null, fetchEventTypes: null, includeSubscribers: true },
+    90,
+  );
+  const r = body as unknown as RegisterResponse;
+  return {
+    userId,
+    queueId: r.queue_id!,
+    lastEventId: r.last_event_id,
+    state: stateFromRegister(r),
+    received: [],
+  };
+}
+
+/** What a fresh register would show this user now. */
+export async function freshState(core: Core, userId: number): Promise<unknown> {
+  const { body } = await register(
+    core.queues,
+    userId,
+    { eventTypes: null, fetchEventTypes: null, includeSubscribers: true },
+    90,
+  );
+  await core.queues.delete(String(body.queue_id), userId);
+  return normalizeState(stateFromRegister(body as unknown as RegisterResponse));
+}
+
+/**
+ * Delivers everything pending to the client (as GET /events with dont_block would) and applies it.
+ * Returns 'ended' when the server says the queue is gone (the client must re-register).
+ */
+export async function drain(
+  core: Core,
+  client: TestClient,
+  onEvent?: (e: ZulipEvent) => void,
+): Promise<'ok' | 'ended'> {
+  await core.tail.catchUp();
+  for (;;) {
+    let events;
+    try {
+      events = await core.queues.poll(client.queueId, client.userId, client.lastEventId, { dontBlock: true });
+    } catch (err) {
+      if (err instanceof ConcordError && err.code === 'BAD_EVENT_QUEUE_ID') return 'ended';
+      throw err;
+    }
+    if (events.length === 0) return 'ok';
+    for (const event of events) {
+      if (event.id <= client.lastEventId)
+        throw new Error(`event ${event.id} delivered again after ${client.lastEventId}`);
+      onEvent?.(event);
+      client.received.push(event);
+      applyEvent(client.state, event);
+      client.lastEventId = event.id;
+    }
+  }
+}

@@ -84,7 +84,8 @@ export class ConcordClient {
   private readonly f: typeof fetch;
 
   constructor(private readonly opts: ClientOptions) {
-    this.f = opts.fetch ?? fetch;
+    // Bound: a browser refuses `fetch` called as a method of another object ("Illegal invocation").
+    this.f = opts.fetch ?? fetch.bind(globalThis);
   }
 
   /** Calls the API with Basic auth; resolves with the success body or throws {@link ApiError}. */

@@ -20,6 +20,8 @@ export const userSchema = z
 export interface User {
   user_id: number;
   email: string;
+  /** The real address, where the viewer may see it; `email` may be a placeholder. */
+  delivery_email?: string | null;
   full_name: string;
   role: number;
   is_active: boolean;

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
 /** How a config field is read from the environment and the command line. */
@@ -42,6 +43,10 @@ export const configSchema = z
     passwordHashCost: int(10, 20).default(15),
     eventQueueIdleSeconds: int(10, 7 * 86400).default(600),
     eventLongpollSeconds: int(2, 600).default(90),
+    webDir: z
+      .string()
+      .min(1)
+      .default(fileURLToPath(new URL('../../../web/dist', import.meta.url))),
   })
   .strict();
 
@@ -125,6 +130,11 @@ export const configSources: Record<keyof z.infer<typeof configSchema>, FieldSour
     env: 'CONCORD_EVENT_QUEUE_IDLE_SECONDS',
     flag: '--event-queue-idle-seconds',
     doc: 'An event queue nobody polls for this long expires (BAD_EVENT_QUEUE_ID).',
+  },
+  webDir: {
+    env: 'CONCORD_WEB_DIR',
+    flag: '--web-dir',
+    doc: 'The built web UI served at / (packages/web/dist, built by npm start).',
   },
   eventLongpollSeconds: {
     env: 'CONCORD_EVENT_LONGPOLL_SECONDS',

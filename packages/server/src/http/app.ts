@@ -11,6 +11,7 @@ import { healthRoutes } from './routes/health.js';
 import { streamRoutes } from './routes/streams.js';
 import { subscriptionRoutes } from './routes/subscriptions.js';
 import { userRoutes } from './routes/users.js';
+import { webRoutes } from './routes/web.js';
 
 /** Maps what Fastify and its parsers throw to the catalogue, so that every error has Zulip's shape. */
 function toConcordError(err: FastifyError): ConcordError {
@@ -80,5 +81,6 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
   subscriptionRoutes(http, app);
   eventRoutes(http, app);
   healthRoutes(http, app);
+  await webRoutes(http, app);
   return http;
 }

@@ -15,9 +15,11 @@ export const errorCatalogue = {
   USER_DEACTIVATED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
+  REQUEST_TIMEOUT: 408,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   RATE_LIMIT_HIT: 429,
+  HEADERS_TOO_LARGE: 431,
   INTERNAL_SERVER_ERROR: 500,
   SERVICE_UNAVAILABLE: 503,
 } as const;
@@ -51,7 +53,9 @@ export const fail = {
   missing: (name: string) => new ConcordError('REQUEST_VARIABLE_MISSING', `Missing '${name}' argument`),
   invalid: (name: string, why: string) => new ConcordError('BAD_REQUEST', `Invalid ${name}: ${why}`),
   forbidden: (msg = 'Insufficient permission') => new ConcordError('BAD_REQUEST', msg),
-  noSuchUser: () => new ConcordError('BAD_REQUEST', 'No such user'),
+  /** Zulip's "No such user", followed by which parameter named whom. */
+  noSuchUser: (which?: string) =>
+    new ConcordError('BAD_REQUEST', which ? `No such user: ${which}` : 'No such user'),
   noSuchStreamId: (id: number) =>
     new ConcordError('STREAM_DOES_NOT_EXIST', `Channel with ID '${id}' does not exist`, { stream_id: id }),
   noSuchStreamName: (name: string) =>

@@ -19,6 +19,8 @@ export async function findUserByApiEmail(
   host: string,
 ): Promise<UserRow | undefined> {
   const key = email.trim().toLowerCase();
+  // No stored address has a NUL (checkEmail), and PostgreSQL refuses to compare text holding one.
+  if (key.includes('\u0000')) return undefined;
   const byAddress = await db
     .selectFrom('users')
     .selectAll()

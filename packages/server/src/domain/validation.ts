@@ -9,8 +9,10 @@ export const limits = {
   email: 254,
 } as const;
 
-// Control characters and the Unicode "Other" categories make names unreadable or spoofable.
-const unprintable = /[\p{Cc}\p{Cf}\p{Co}\p{Cn}]/u;
+// Control characters and the Unicode "Other" categories make names unreadable or spoofable; a
+// lone surrogate (Cs) is not text at all, and SQLite would store it as bytes that read back as
+// three replacement characters, so the stored name would differ from the one accepted.
+const unprintable = /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}]/u;
 
 /** A trimmed user full name, or a BAD_REQUEST naming the rule it breaks. */
 export function checkFullName(value: string): string {
@@ -22,22 +24,22 @@ export function checkFullName(value: string): string {
   return name;
 }
 
-/** A trimmed channel name, or a BAD_REQUEST naming the rule it breaks. */
-export function checkStreamName(value: string): string {
+/** A trimmed channel name, or a BAD_REQUEST naming the parameter and the rule it breaks. */
+export function checkStreamName(value: string, field = 'name'): string {
   const name = value.trim();
-  if (name.length === 0) throw fail.badRequest('Channel name cannot be blank.');
+  if (name.length === 0) throw fail.invalid(field, 'channel name cannot be blank');
   if (name.length > limits.streamName)
-    throw fail.badRequest(`Channel name is too long (limit: ${limits.streamName} characters).`);
-  if (unprintable.test(name)) throw fail.badRequest(`Invalid character in channel name.`);
+    throw fail.invalid(field, `channel name is longer than ${limits.streamName} characters`);
+  if (unprintable.test(name)) throw fail.invalid(field, 'channel name contains invalid characters');
   return name;
 }
 
-/** A channel description within the limit. */
-export function checkStreamDescription(value: string): string {
+/** A channel description within the limit, or a BAD_REQUEST naming the parameter. */
+export function checkStreamDescription(value: string, field = 'description'): string {
   if (value.length > limits.streamDescription)
-    throw fail.badRequest(`Channel description is too long (limit: ${limits.streamDescription} characters).`);
-  if (/[\p{Cc}]/u.test(value.replace(/[\n\t]/g, '')))
-    throw fail.badRequest('Invalid character in channel description.');
+    throw fail.invalid(field, `channel description is longer than ${limits.streamDescription} characters`);
+  if (/[\p{Cc}\p{Cs}]/u.test(value.replace(/[\n\t]/g, '')))
+    throw fail.invalid(field, 'channel description contains invalid characters');
   return value;
 }
 

@@ -1,5 +1,7 @@
 import formbody from '@fastify/formbody';
 import multipart from '@fastify/multipart';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify';
 import { ConcordError } from '../errors.js';
@@ -28,16 +30,53 @@ function toConcordError(err: FastifyError): ConcordError {
         'UNSUPPORTED_MEDIA_TYPE',
         `Unsupported Content-Type: send application/x-www-form-urlencoded, multipart/form-data or application/json`,
       );
+    case 'FST_PROTO_VIOLATION':
+      return new ConcordError('BAD_REQUEST', 'Invalid field name: __proto__ is not allowed');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return new ConcordError('INVALID_JSON', 'Malformed JSON body');
   }
   if (err instanceof SyntaxError) return new ConcordError('INVALID_JSON', 'Malformed JSON body');
+  // The multipart parser (busboy) throws plain errors, without a status, on truncated bodies.
+  if (
+    err.statusCode === undefined &&
+    /multipart data|unexpected end of form|malformed part header/i.test(err.message)
+  )
+    return new ConcordError('BAD_REQUEST', `Malformed multipart/form-data body: ${err.message}`);
   const status = err.statusCode ?? 500;
   if (status >= 400 && status < 500)
     return new ConcordError('BAD_REQUEST', `Malformed request: ${err.message}`);
   return new ConcordError('INTERNAL_SERVER_ERROR', 'Internal server error');
 }
+
+/**
+ * Errors Node's HTTP parser raises before Fastify sees a request (an unknown method, headers over
+ * the size limit, a malformed request line): answered in Zulip's shape too, then the connection
+ * is closed as Node would.
+ */
+function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const error =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new ConcordError('HEADERS_TOO_LARGE', 'Request headers (URL included) are larger than 16 KiB')
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new ConcordError('REQUEST_TIMEOUT', 'Request took too long to arrive')
+        : new ConcordError('BAD_REQUEST', `Malformed HTTP request (${err.code ?? 'parse error'})`);
+  const body = JSON.stringify({ result: 'error', msg: error.message, code: error.code });
+  // A response to HEAD has no body; a client would read one as garbage after the headers.
+  const raw = (err as { rawPacket?: unknown }).rawPacket;
+  const head = Buffer.isBuffer(raw) && raw.subarray(0, 5).toString('latin1') === 'HEAD ';
+  if (socket.writable)
+    socket.write(
+      `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${head ? '' : body}`,
+    );
+  socket.destroy();
+}
+
+// RFC 2046 allows boundaries of 1 to 70 characters; busboy throws a status-less error without one
+// and its searcher fails past 256, both of which would otherwise surface as 500s.
+const BOUNDARY = /;\s*boundary=(?:"([^"]{1,70})"|([^\s;"]{1,70}))\s*(?:;|$)/i;
 
 /** Builds the Fastify app: parsers, routes, and the error edge. Does not listen. */
 export async function buildApp(app: AppContext): Promise<FastifyInstance> {
@@ -49,6 +88,18 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
     // Zulip paths are matched exactly but clients differ on a trailing slash.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 300 },
     trustProxy: false,
+    clientErrorHandler,
+    // A path that is not valid percent-encoding, or a path parameter over maxParamLength.
+    frameworkErrors: (err, req, reply) =>
+      sendError(
+        reply,
+        new ConcordError(
+          'BAD_REQUEST',
+          err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+            ? 'Malformed URL: a path parameter is longer than 300 characters'
+            : `Malformed URL: the path '${req.url.split('?')[0]}' is not valid percent-encoded UTF-8`,
+        ),
+      ),
   });
   await http.register(formbody);
   await http.register(multipart, {
@@ -58,6 +109,14 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
   // Some clients send text/plain or an empty type on bodiless requests; treat them as empty.
   http.addContentTypeParser('text/plain', { parseAs: 'string' }, (_req, _body, done) => done(null, {}));
 
+  http.addHook('onRequest', async (req) => {
+    const type = req.headers['content-type'];
+    if (type && /^\s*multipart\//i.test(type) && !BOUNDARY.test(type))
+      throw new ConcordError(
+        'BAD_REQUEST',
+        'Invalid Content-Type: multipart/form-data needs a boundary of 1 to 70 characters',
+      );
+  });
   http.setErrorHandler((err: FastifyError, req, reply) => {
     const error = toConcordError(err);
     if (error.status >= 500) req.log.error({ err }, 'request failed');

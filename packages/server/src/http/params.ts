@@ -93,6 +93,16 @@ export const param = {
     }),
 };
 
+/** A JSON body's non-string value back as JSON text; too deep a value is the client's error, not a 500. */
+function stringifyBounded(name: string, value: unknown): string {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    // V8's JSON.stringify recurses, and a 1 MiB body can nest arrays 500,000 deep.
+    throw invalid(name, 'nested too deeply');
+  }
+}
+
 /** Raw string parameters from the query string and the body, body winning. */
 export function rawParams(req: FastifyRequest): Map<string, string> {
   const out = new Map<string, string>();
@@ -103,7 +113,7 @@ export function rawParams(req: FastifyRequest): Map<string, string> {
       if (typeof value === 'string') out.set(key, value);
       else if (Array.isArray(value) && value.every((v) => typeof v === 'string'))
         out.set(key, value[value.length - 1] ?? '');
-      else if (!Buffer.isBuffer(value)) out.set(key, JSON.stringify(value));
+      else if (!Buffer.isBuffer(value)) out.set(key, stringifyBounded(key, value));
     }
   };
   add(req.query);
@@ -124,8 +134,10 @@ export function parseParams<S extends Record<string, Param<unknown>>>(
       if (p.required) throw fail.missing(name);
       continue;
     }
+    // No text column takes NUL (PostgreSQL rejects it outright), and no valid value contains one.
+    if (value.includes('\u0000')) throw invalid(name, 'contains a NUL character');
     params[name] = p.parse(value, name);
   }
-  const ignored = [...raw.keys()].filter((k) => !(k in spec));
+  const ignored = [...raw.keys()].filter((k) => !Object.hasOwn(spec, k));
   return { params: params as Parsed<S>, ignored };
 }

@@ -27,6 +27,8 @@ export async function findStreamByName(
   realmId: number,
   name: string,
 ): Promise<StreamRow | undefined> {
+  // No channel name has a NUL (checkStreamName), and PostgreSQL refuses to compare text holding one.
+  if (name.includes('\u0000')) return undefined;
   return db
     .selectFrom('streams')
     .selectAll()

@@ -38,7 +38,7 @@ export async function updateStream(
   const changes: [StreamProperty, string | boolean, string | boolean][] = [];
 
   if (input.newName !== undefined) {
-    const name = checkStreamName(input.newName);
+    const name = checkStreamName(input.newName, 'new_name');
     if (name !== stream.name) {
       const other = await findStreamByName(ctx.trx, ctx.realmId, name);
       if (other && other.id !== stream.id)

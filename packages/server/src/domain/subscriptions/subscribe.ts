@@ -14,6 +14,7 @@ import {
   streamSnapshot,
 } from '../streams/streamRecord.js';
 import { loadUser } from '../users/userRecord.js';
+import { checkStreamDescription, checkStreamName } from '../validation.js';
 
 export interface SubscribeInput {
   streams: { name: string; description?: string }[];
@@ -61,12 +62,15 @@ export async function subscribe(
     created: [],
   };
   const seen = new Set<string>();
-  for (const spec of input.streams) {
+  for (const [i, spec] of input.streams.entries()) {
     const key = spec.name.trim().toLowerCase();
     if (seen.has(key)) continue;
     seen.add(key);
     let stream = await findStreamByName(ctx.trx, ctx.realmId, spec.name);
     if (!stream) {
+      // Checked here too so that the error names the entry of the `subscriptions` parameter.
+      checkStreamName(spec.name, `subscriptions[${i}][name]`);
+      checkStreamDescription(spec.description ?? '', `subscriptions[${i}][description]`);
       stream = await createStream(ctx, actor, {
         name: spec.name,
         description: spec.description,

@@ -11,7 +11,7 @@ export async function loadUser(db: Kysely<Database>, realmId: number, userId: nu
     .where('realm_id', '=', realmId)
     .where('id', '=', userId)
     .executeTakeFirst();
-  if (!user) throw fail.noSuchUser();
+  if (!user) throw fail.noSuchUser(`user_id ${userId}`);
   return user;
 }
 

@@ -14,7 +14,13 @@ import { presentSubscription } from '../presenters/stream.js';
 import { pathId, success } from '../reply.js';
 import { requireUser } from '../requireUser.js';
 
-const principalsSchema = z.array(z.union([z.number().int().positive(), z.string().max(254)])).max(10_000);
+// Ids are 32-bit in the database: PostgreSQL fails a larger one in a query instead of matching nothing.
+const userId = z
+  .number()
+  .int()
+  .positive()
+  .max(2 ** 31 - 1);
+const principalsSchema = z.array(z.union([userId, z.string().max(254)])).max(10_000);
 
 /** Zulip's subscription endpoints. */
 export function subscriptionRoutes(http: FastifyInstance, app: AppContext): void {
@@ -23,12 +29,12 @@ export function subscriptionRoutes(http: FastifyInstance, app: AppContext): void
   /** Principals are user ids or API e-mails; every one must name a user of the realm. */
   async function resolvePrincipals(principals: (number | string)[] | undefined): Promise<number[]> {
     const ids: number[] = [];
-    for (const p of principals ?? []) {
+    for (const [i, p] of (principals ?? []).entries()) {
       const user =
         typeof p === 'number'
           ? await getUser(app.store.db, app.realmId, p)
           : await findUserByApiEmail(app.store.db, app.realmId, p, app.present.host);
-      if (!user) throw fail.noSuchUser();
+      if (!user) throw fail.noSuchUser(`principals[${i}] is ${JSON.stringify(p)}`);
       ids.push(user.id);
     }
     return ids;
@@ -104,7 +110,7 @@ export function subscriptionRoutes(http: FastifyInstance, app: AppContext): void
       const userId = pathId(req.params, 'user_id');
       const streamId = pathId(req.params, 'stream_id');
       const { ignored } = parseParams(req, {});
-      if (!(await getUser(app.store.db, app.realmId, userId))) throw fail.noSuchUser();
+      if (!(await getUser(app.store.db, app.realmId, userId))) throw fail.noSuchUser(`user_id ${userId}`);
       await loadAccessibleStream(app.store.db, req.user, streamId);
       return success(reply, { is_subscribed: await isSubscribed(app.store.db, userId, streamId) }, ignored);
     },

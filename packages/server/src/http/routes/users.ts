@@ -35,9 +35,9 @@ export function userRoutes(http: FastifyInstance, app: AppContext): void {
     const { ignored } = parseParams(req, common);
     const who = req.params.who;
     const user = /^\d+$/.test(who)
-      ? await getUser(app.store.db, app.realmId, pathId(req.params, 'who'))
+      ? await getUser(app.store.db, app.realmId, pathId({ user_id: who }, 'user_id'))
       : await findUserByApiEmail(app.store.db, app.realmId, who, app.present.host);
-    if (!user) throw fail.noSuchUser();
+    if (!user) throw fail.noSuchUser(`${/^\d+$/.test(who) ? 'user_id' : 'email'} '${who}'`);
     return success(reply, { user: presentUser(app.present, user) }, ignored);
   });
 

@@ -240,7 +240,7 @@ describe.each(backends())('bad input on %s', (backend) => {
     });
     const deactivated = await t.createUser({ email: 'gone@example.com', fullName: 'Gone' });
     expect((await t.api('DELETE', `/users/${deactivated.id}`)).status).toBe(200);
-    // Deactivation replaces the key; with the old one the answer would be INVALID_API_KEY instead.
+    // The key as stored now (deactivation keeps it, as Zulip does), so requests get USER_DEACTIVATED.
     deactivated.apiKey = (
       await t.server.store.db
         .selectFrom('users')

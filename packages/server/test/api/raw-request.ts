@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { zulipContract } from '../support/openapi.js';
 
 /** One request exactly as the test wants it on the wire: any method, path, headers and body bytes. */
 export interface RawRequest {
@@ -46,6 +47,20 @@ export function rawRequest(baseUrl: string, req: RawRequest, timeoutMs = 15_000)
             json = JSON.parse(text);
           } catch {
             json = undefined;
+          }
+          // Every answer of a Zulip endpoint, success or error, must match Zulip's OpenAPI description.
+          if (req.path.startsWith('/api/v1/') && req.method !== 'HEAD') {
+            try {
+              zulipContract().validateResponse(
+                req.method,
+                req.path.slice('/api/v1'.length),
+                res.statusCode ?? 0,
+                json,
+              );
+            } catch (err) {
+              reject(err as Error);
+              return;
+            }
           }
           resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
         });

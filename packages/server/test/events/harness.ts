@@ -10,6 +10,7 @@ import { ConcordError } from '../../src/errors.js';
 import { QueueService } from '../../src/events/queueService.js';
 import { register } from '../../src/events/register.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
+import { zulipContract } from '../support/openapi.js';
 import type { Store } from '../../src/store/store.js';
 
 /** A Concord core (store, log, events tail, queues) without HTTP, for fast property tests. */
@@ -130,6 +131,8 @@ export async function drain(
     for (const event of events) {
       if (event.id <= client.lastEventId)
         throw new Error(`event ${event.id} delivered again after ${client.lastEventId}`);
+      // Every delivered event must match Zulip's event schema for its type and op.
+      zulipContract().validateEvent(event);
       onEvent?.(event);
       client.received.push(event);
       applyEvent(client.state, event);

@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { zulipContract } from './openapi.js';
 
 const main = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 const run = promisify(execFile);
@@ -111,7 +112,9 @@ export function apiAs(baseUrl: string, email: string, apiKey: string) {
       headers: { authorization: auth },
       body: method === 'GET' ? undefined : body,
     });
+    const json: unknown = await res.json();
+    zulipContract().validateResponse(method, path, res.status, json);
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- checked by the caller's assertions
-    return { status: res.status, body: (await res.json()) as any };
+    return { status: res.status, body: json as any };
   };
 }

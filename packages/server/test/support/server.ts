@@ -7,6 +7,7 @@ import type { Concord } from '../../src/server.js';
 import { startConcord } from '../../src/server.js';
 import type { Backend } from './backends.js';
 import { freshDatabase } from './backends.js';
+import { zulipContract } from './openapi.js';
 
 /** A user's credentials for HTTP Basic auth. */
 export interface Credentials {
@@ -117,6 +118,8 @@ export async function startTestServer(
     } catch {
       /* not JSON: returned as text */
     }
+    // Every answer of a Zulip endpoint, success or error, must match Zulip's OpenAPI description.
+    zulipContract().validateResponse(method, path, res.status, parsed);
     return { status: res.status, body: parsed };
   };
 

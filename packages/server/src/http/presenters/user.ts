@@ -35,3 +35,13 @@ export function presentUser(ctx: PresentContext, u: UserRow) {
     profile_data: {},
   };
 }
+
+/**
+ * `GET /users/me`: one's own profile in the shape Zulip documents for it — no bot fields, the
+ * real address always (the placeholder when there is none), and `max_message_id` (-1: Concord
+ * has no messages).
+ */
+export function presentOwnUser(ctx: PresentContext, u: UserRow) {
+  const { bot_type: _type, bot_owner_id: _owner, ...user } = presentUser(ctx, u);
+  return { ...user, delivery_email: u.delivery_email ?? user.email, max_message_id: -1 };
+}

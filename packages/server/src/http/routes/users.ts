@@ -8,7 +8,7 @@ import { getUser, listUsers } from '../../domain/users/userQueries.js';
 import { fail } from '../../errors.js';
 import type { AppContext } from '../context.js';
 import { param, parseParams } from '../params.js';
-import { presentUser } from '../presenters/user.js';
+import { presentOwnUser, presentUser } from '../presenters/user.js';
 import { pathId, success } from '../reply.js';
 import { requireUser } from '../requireUser.js';
 
@@ -28,7 +28,7 @@ export function userRoutes(http: FastifyInstance, app: AppContext): void {
 
   http.get('/api/v1/users/me', auth, async (req, reply) => {
     const { ignored } = parseParams(req, {});
-    return success(reply, presentUser(app.present, req.user), ignored);
+    return success(reply, presentOwnUser(app.present, req.user), ignored);
   });
 
   http.get<{ Params: { who: string } }>('/api/v1/users/:who', auth, async (req, reply) => {

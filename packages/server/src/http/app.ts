@@ -8,6 +8,7 @@ import { ConcordError } from '../errors.js';
 import type { AppContext } from './context.js';
 import { sendError } from './reply.js';
 import { authRoutes } from './routes/auth.js';
+import { avatarRoutes } from './routes/avatars.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { streamRoutes } from './routes/streams.js';
@@ -140,6 +141,7 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
   subscriptionRoutes(http, app);
   eventRoutes(http, app);
   healthRoutes(http, app);
+  avatarRoutes(http, app);
   await webRoutes(http, app);
   return http;
 }

@@ -1,0 +1,61 @@
+import type { FastifyInstance } from 'fastify';
+import { findUserByApiEmail } from '../../auth/authenticate.js';
+import { getUser } from '../../domain/users/userQueries.js';
+import { fail } from '../../errors.js';
+import { avatarSizes, defaultAvatarSize, defaultAvatarSvg } from '../../images/defaultAvatar.js';
+import type { AppContext } from '../context.js';
+import { avatarUrl } from '../presenters/user.js';
+
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+/** Redirects to the current version may change with the next avatar: cache them only briefly. */
+const BRIEF = 'public, max-age=60';
+
+function size(raw: unknown): number {
+  if (raw === undefined) return defaultAvatarSize;
+  const n = Number(raw);
+  if (!(avatarSizes as readonly number[]).includes(n))
+    throw fail.invalid('s', `size must be one of ${avatarSizes.join(', ')}`);
+  return n;
+}
+
+/**
+ * Avatars. `/avatar/{id}/v{version}` is immutable: the URL changes with every new avatar, so
+ * caches may keep it forever. A URL of an older version redirects to the current one (never
+ * serving new bytes under an old, immutable name). `/avatar/{id or e-mail}` is Zulip's redirect.
+ */
+export function avatarRoutes(http: FastifyInstance, app: AppContext): void {
+  const current = (user: { id: number; avatar_version: number }, s: number) => {
+    const url = avatarUrl(app.present, user);
+    return s === defaultAvatarSize ? url : `${url}?s=${s}`;
+  };
+
+  http.get<{ Params: { id: string; version: string }; Querystring: { s?: string } }>(
+    '/avatar/:id/v:version',
+    async (req, reply) => {
+      const s = size(req.query.s);
+      const id = /^\d{1,10}$/.test(req.params.id) ? Number(req.params.id) : NaN;
+      const user = Number.isSafeInteger(id) ? await getUser(app.store.db, app.realmId, id) : undefined;
+      if (!user) throw fail.noSuchUser(`user_id '${req.params.id}'`);
+      if (req.params.version !== String(user.avatar_version))
+        return reply.header('cache-control', BRIEF).redirect(current(user, s), 302);
+      const etag = `"avatar-${user.id}-${user.avatar_version}-${s}"`;
+      reply.header('cache-control', IMMUTABLE).header('etag', etag);
+      if (req.headers['if-none-match'] === etag) return reply.code(304).send();
+      return reply
+        .type('image/svg+xml')
+        .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'")
+        .header('x-content-type-options', 'nosniff')
+        .send(defaultAvatarSvg(user, s));
+    },
+  );
+
+  http.get<{ Params: { who: string }; Querystring: { s?: string } }>('/avatar/:who', async (req, reply) => {
+    const s = size(req.query.s);
+    const who = req.params.who;
+    const user = /^\d{1,10}$/.test(who)
+      ? await getUser(app.store.db, app.realmId, Number(who))
+      : await findUserByApiEmail(app.store.db, app.realmId, who, app.present.host);
+    if (!user) throw fail.noSuchUser(`${/^\d+$/.test(who) ? 'user_id' : 'email'} '${who}'`);
+    return reply.header('cache-control', BRIEF).redirect(current(user, s), 302);
+  });
+}

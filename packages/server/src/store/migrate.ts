@@ -1,5 +1,5 @@
-import type { Kysely, Migration, MigrationProvider } from 'kysely';
-import { Migrator, sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import { sql } from 'kysely';
 import type { Dialect } from './store.js';
 import * as initial from './migrations/001-initial.js';
 import * as eventQueues from './migrations/002-event-queues.js';
@@ -14,38 +14,37 @@ const migrations: Record<string, DialectMigration> = {
 /** The names of every migration, in the order they run. */
 export const migrationNames: readonly string[] = Object.keys(migrations).sort();
 
-class InCodeProvider implements MigrationProvider {
-  constructor(private readonly dialect: Dialect) {}
-  async getMigrations(): Promise<Record<string, Migration>> {
-    return Object.fromEntries(
-      Object.entries(migrations).map(([name, m]) => [
-        name,
-        { up: (db: Kysely<unknown>) => m.up(db, this.dialect) },
-      ]),
-    );
-  }
-}
-
 /**
- * Brings the schema up to date. Safe to call from several nodes at once: Kysely's migrator takes
- * a database lock on PostgreSQL, and SQLite has one writer.
+ * Brings the schema up to date, applying the migrations not yet recorded in `concord_migrations`,
+ * in name order, each in its own transaction with its record. Safe to call from several nodes at
+ * once: on PostgreSQL a transaction-scoped advisory lock keyed by the schema serialises them (a
+ * node that waited finds the work done); SQLite has one writer. It looks only at its own schema —
+ * Kysely's migrator introspects every schema in the database, which fails when another schema is
+ * dropped meanwhile (several workspaces or test schemas in one database).
  */
 export async function migrateToLatest(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
-  // Kysely looks for its bookkeeping tables across every schema unless told which one; with
-  // several workspaces (or test schemas) in one database it would find another's and skip its own.
-  const schema =
-    dialect === 'postgres'
-      ? (await sql<{ schema: string }>`SELECT current_schema() AS schema`.execute(db)).rows[0]?.schema
-      : undefined;
-  const migrator = new Migrator({
-    db,
-    provider: new InCodeProvider(dialect),
-    ...(schema ? { migrationTableSchema: schema } : {}),
-  });
-  const { error, results } = await migrator.migrateToLatest();
-  const failed = results?.find((r) => r.status === 'Error');
-  if (error || failed) {
-    const cause = error instanceof Error ? error.message : String(error ?? '');
-    throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${cause}`.trim());
+  for (const name of migrationNames) {
+    await db.transaction().execute(async (trx) => {
+      if (dialect === 'postgres')
+        await sql`SELECT pg_advisory_xact_lock(hashtext('concord-migrate:' || current_schema()))`.execute(
+          trx,
+        );
+      // Under the lock: concurrent CREATE TABLE IF NOT EXISTS can still collide on PostgreSQL.
+      await sql`CREATE TABLE IF NOT EXISTS concord_migrations (name text PRIMARY KEY, applied_at bigint NOT NULL)`.execute(
+        trx,
+      );
+      const done = await sql<{
+        name: string;
+      }>`SELECT name FROM concord_migrations WHERE name = ${name}`.execute(trx);
+      if (done.rows.length > 0) return;
+      try {
+        await migrations[name]!.up(trx, dialect);
+      } catch (err) {
+        throw new Error(`migration ${name} failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      await sql`INSERT INTO concord_migrations (name, applied_at) VALUES (${name}, ${Date.now()})`.execute(
+        trx,
+      );
+    });
   }
 }

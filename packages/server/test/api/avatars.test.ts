@@ -64,6 +64,6 @@ describe('avatars', () => {
     });
     const badSize = await get(`/avatar/${t.owner.id}/v1?s=77`);
     expect(badSize.status).toBe(400);
-    expect((await badSize.json()).msg).toMatch(/s.*size must be one of/);
+    expect(((await badSize.json()) as { msg: string }).msg).toMatch(/s.*size must be one of/);
   });
 });

@@ -14,7 +14,7 @@ import { appendCommand, openTestStore, range, recordTagged, sleep, until } from 
 
 /** What a store looks like after migrating: one migration recorded, one head row. */
 async function schemaState(store: Store) {
-  const migrations = await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`.execute(
+  const migrations = await sql<{ name: string }>`SELECT name FROM concord_migrations ORDER BY name`.execute(
     store.db,
   );
   const heads = await store.db.selectFrom('changelog_head').selectAll().execute();

@@ -7,13 +7,11 @@ import { parse } from 'yaml';
 
 /**
  * Validates Concord's answers against Zulip's published OpenAPI description
- * (`../shared/reference/zulip-openapi.yaml`, beside the repository), with Ajv — the contract the
+ * (`reference/zulip-openapi.yaml`, kept in the repository), with Ajv — the contract the
  * Zulip-compatible endpoints are held to in every test that goes through `api()`.
  */
 
-const specPath = fileURLToPath(
-  new URL('../../../../../shared/reference/zulip-openapi.yaml', import.meta.url),
-);
+const specPath = fileURLToPath(new URL('../../../../reference/zulip-openapi.yaml', import.meta.url));
 
 /**
  * Concord's own endpoints under /api/v1, which Zulip's description does not have; they are

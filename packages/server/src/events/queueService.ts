@@ -106,7 +106,8 @@ export class QueueService {
   }
 
   /**
-   * Returns the events after `lastEventId`, waiting up to the long-poll hold for new ones unless
+   * Acknowledges `lastEventId` and returns the events after it (or after `opts.after`, for a
+   * stream that already wrote some), waiting up to the long-poll hold for new ones unless
    * `dontBlock`; an empty wait ends with a heartbeat. Throws BAD_EVENT_QUEUE_ID for unknown,
    * expired, deleted or ended queues and for a `lastEventId` older than the queue retains.
    */
@@ -114,7 +115,7 @@ export class QueueService {
     queueId: string,
     userId: number,
     lastEventId: number,
-    opts: { dontBlock: boolean; signal?: AbortSignal },
+    opts: { dontBlock: boolean; signal?: AbortSignal; after?: number },
   ): Promise<QueuedEvent[]> {
     const queue = await this.load(queueId, userId);
     if (lastEventId < queue.acknowledged)
@@ -125,7 +126,9 @@ export class QueueService {
     queue.acknowledge(lastEventId);
     await this.advance(queue);
     await this.persist(queue);
-    const ready = () => queue.events().filter((e) => e.id > lastEventId);
+    // A stream has written events the client has not acknowledged yet: it asks only for newer ones.
+    const after = Math.max(lastEventId, opts.after ?? lastEventId);
+    const ready = () => queue.events().filter((e) => e.id > after);
     if (ready().length > 0) return ready();
     if (queue.ended) {
       await this.drop(queueId);

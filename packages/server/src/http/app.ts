@@ -10,6 +10,7 @@ import { sendError } from './reply.js';
 import { authRoutes } from './routes/auth.js';
 import { avatarRoutes } from './routes/avatars.js';
 import { eventRoutes } from './routes/events.js';
+import { eventStreamRoutes } from './routes/eventStream.js';
 import { healthRoutes } from './routes/health.js';
 import { streamRoutes } from './routes/streams.js';
 import { subscriptionRoutes } from './routes/subscriptions.js';
@@ -140,6 +141,7 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
   streamRoutes(http, app);
   subscriptionRoutes(http, app);
   eventRoutes(http, app);
+  await eventStreamRoutes(http, app);
   healthRoutes(http, app);
   avatarRoutes(http, app);
   await webRoutes(http, app);

@@ -35,6 +35,47 @@ export function concordOpenApi(serverUrl: string) {
           },
         },
       },
+      '/api/v1/events/stream': {
+        get: {
+          summary: 'An event queue as Server-Sent Events: the events long-poll gives, with the same ids.',
+          description:
+            'HTTP Basic auth. Each event is `id: <event id>` + `data: <event JSON>`; heartbeats are ' +
+            'comments. Resume after a dropped connection with the `Last-Event-ID` header (or ' +
+            '`last_event_id`), which acknowledges up to that id; events written but not acknowledged ' +
+            'stay queued. A queue that ends or expires during the stream sends `event: error` with the ' +
+            'Zulip error (`BAD_EVENT_QUEUE_ID`) and closes.',
+          parameters: [
+            { name: 'queue_id', in: 'query', required: true, schema: { type: 'string' } },
+            { name: 'last_event_id', in: 'query', schema: { type: 'integer' } },
+            { name: 'Last-Event-ID', in: 'header', schema: { type: 'integer' } },
+          ],
+          responses: {
+            '200': {
+              description: 'The stream',
+              content: { 'text/event-stream': { schema: { type: 'string' } } },
+            },
+            '400': {
+              description: 'Unknown queue, or an id older than the queue retains (register again).',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+            },
+          },
+        },
+      },
+      '/api/v1/events/socket': {
+        get: {
+          summary: 'An event queue over WebSocket: `{"events": [...]}` messages with long-poll ids.',
+          description:
+            'HTTP Basic auth on the upgrade request. The client acknowledges with `{"ack": <event id>}` ' +
+            'messages; reconnect with `last_event_id` to resume. Heartbeats are `{"type": "heartbeat"}`. ' +
+            'A client whose unsent data exceeds 4 MiB is closed (1013) and resumes from its last id. ' +
+            'Errors arrive as one Zulip error message before the close.',
+          parameters: [
+            { name: 'queue_id', in: 'query', required: true, schema: { type: 'string' } },
+            { name: 'last_event_id', in: 'query', schema: { type: 'integer' } },
+          ],
+          responses: { '101': { description: 'Switching protocols' } },
+        },
+      },
       '/readyz': {
         get: {
           summary: 'Readiness: 200 once the node serves data.',

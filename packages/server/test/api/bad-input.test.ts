@@ -202,6 +202,10 @@ const rows: Row[] = [
   ['events with dont_block not a boolean', (w) => req('GET', '/events', [['queue_id', w.queueId], ['dont_block', 'maybe']])(w), 400, 'BAD_REQUEST', 'dont_block'],
   ['delete an unknown queue', req('DELETE', '/events', [['queue_id', 'nope']]), 400, 'BAD_EVENT_QUEUE_ID', 'nope'],
   ['delete a queue without queue_id', req('DELETE', '/events'), 400, 'REQUEST_VARIABLE_MISSING', 'queue_id'],
+  ['event stream without queue_id', req('GET', '/events/stream'), 400, 'REQUEST_VARIABLE_MISSING', 'queue_id'],
+  ['event stream of an unknown queue', req('GET', '/events/stream', [['queue_id', 'nope']]), 400, 'BAD_EVENT_QUEUE_ID', 'nope', { queue_id: 'nope' }],
+  ['event stream with last_event_id not an integer', (w) => req('GET', '/events/stream', [['queue_id', w.queueId], ['last_event_id', 'x']])(w), 400, 'BAD_REQUEST', 'last_event_id'],
+  ['event socket without an upgrade', req('GET', '/events/socket', [['queue_id', 'nope']]), 400, 'BAD_REQUEST', 'WebSocket'],
   // the HTTP edge
   ['an unknown endpoint', req('GET', '/no/such/thing'), 404, 'NOT_FOUND', '/api/v1/no/such/thing'],
   ['an unknown HTTP method', (w) => ({ ...req('GET', '/users/me')(w), method: 'BREW' }), 400, 'BAD_REQUEST', 'HTTP request'],

@@ -104,57 +104,67 @@ export async function eventStreamRoutes(http: FastifyInstance, app: AppContext):
     res.end();
   });
 
-  http.get('/api/v1/events/socket', { ...auth, websocket: true }, (socket: WebSocket, req) => {
-    let params: { queue_id: string; last_event_id?: number | undefined };
-    try {
-      params = parseParams(req, {
-        queue_id: param.string(100),
-        last_event_id: param.int().optional(),
-      }).params;
-    } catch (err) {
-      socket.send(JSON.stringify(errorBody(err)));
-      socket.close(1008, 'bad request');
-      return;
-    }
-    let acked = params.last_event_id ?? -1;
-    let open = true;
-    const abort = new AbortController();
-    const stop = () => {
-      open = false;
-      abort.abort();
-    };
-    socket.on('close', stop);
-    socket.on('error', stop);
-    socket.on('message', (data) => {
+  http.route({
+    method: 'GET',
+    url: '/api/v1/events/socket',
+    ...auth,
+    // A plain GET (no upgrade) gets Zulip's error shape rather than the plugin's bare 404.
+    handler: async () => {
+      throw new ConcordError('BAD_REQUEST', 'This endpoint needs a WebSocket upgrade (Upgrade: websocket)');
+    },
+    wsHandler: (socket: WebSocket, req) => {
+      let params: { queue_id: string; last_event_id?: number | undefined };
       try {
-        const msg = JSON.parse(String(data)) as { ack?: unknown };
-        if (typeof msg.ack === 'number' && Number.isSafeInteger(msg.ack) && msg.ack > acked) acked = msg.ack;
-      } catch {
-        socket.close(1003, 'messages must be JSON: {"ack": <event id>}');
-      }
-    });
-    const send = (value: unknown) => {
-      if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
-        // A client that does not read must not grow our memory; it resumes from its last id.
-        socket.close(1013, 'client too slow; reconnect with last_event_id');
-        stop();
+        params = parseParams(req, {
+          queue_id: param.string(100),
+          last_event_id: param.int().optional(),
+        }).params;
+      } catch (err) {
+        socket.send(JSON.stringify(errorBody(err)));
+        socket.close(1008, 'bad request');
         return;
       }
-      socket.send(JSON.stringify(value));
-    };
-    follow(app, req, params.queue_id, {
-      acked: () => acked,
-      open: () => open && socket.readyState === socket.OPEN,
-      signal: abort.signal,
-      write: (events) => send({ events }),
-      beat: () => send({ type: 'heartbeat' }),
-    })
-      .catch((err: unknown) => {
-        if (open) send(errorBody(err));
-        if (!(err instanceof ConcordError)) req.log.error({ err }, 'event socket failed');
-      })
-      .finally(() => {
-        if (socket.readyState === socket.OPEN) socket.close(1000, 'queue ended');
+      let acked = params.last_event_id ?? -1;
+      let open = true;
+      const abort = new AbortController();
+      const stop = () => {
+        open = false;
+        abort.abort();
+      };
+      socket.on('close', stop);
+      socket.on('error', stop);
+      socket.on('message', (data) => {
+        try {
+          const msg = JSON.parse(String(data)) as { ack?: unknown };
+          if (typeof msg.ack === 'number' && Number.isSafeInteger(msg.ack) && msg.ack > acked)
+            acked = msg.ack;
+        } catch {
+          socket.close(1003, 'messages must be JSON: {"ack": <event id>}');
+        }
       });
+      const send = (value: unknown) => {
+        if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
+          // A client that does not read must not grow our memory; it resumes from its last id.
+          socket.close(1013, 'client too slow; reconnect with last_event_id');
+          stop();
+          return;
+        }
+        socket.send(JSON.stringify(value));
+      };
+      follow(app, req, params.queue_id, {
+        acked: () => acked,
+        open: () => open && socket.readyState === socket.OPEN,
+        signal: abort.signal,
+        write: (events) => send({ events }),
+        beat: () => send({ type: 'heartbeat' }),
+      })
+        .catch((err: unknown) => {
+          if (open) send(errorBody(err));
+          if (!(err instanceof ConcordError)) req.log.error({ err }, 'event socket failed');
+        })
+        .finally(() => {
+          if (socket.readyState === socket.OPEN) socket.close(1000, 'queue ended');
+        });
+    },
   });
 }

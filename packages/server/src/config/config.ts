@@ -43,6 +43,13 @@ export const configSchema = z
     passwordHashCost: int(10, 20).default(15),
     eventQueueIdleSeconds: int(10, 7 * 86400).default(600),
     eventLongpollSeconds: int(2, 600).default(90),
+    imageKeys: z
+      .string()
+      .regex(/^[^,]{32,}(,[^,]{32,})*$/, 'must be comma-separated keys of at least 32 characters each')
+      .optional(),
+    resultDir: z.string().min(1).optional(),
+    resultMaxBytes: int(1024 * 1024, Number.MAX_SAFE_INTEGER).default(1024 * 1024 * 1024),
+    resultMinFreeBytes: int(0, Number.MAX_SAFE_INTEGER).default(512 * 1024 * 1024),
     webDir: z
       .string()
       .min(1)
@@ -130,6 +137,26 @@ export const configSources: Record<keyof z.infer<typeof configSchema>, FieldSour
     env: 'CONCORD_EVENT_QUEUE_IDLE_SECONDS',
     flag: '--event-queue-idle-seconds',
     doc: 'An event queue nobody polls for this long expires (BAD_EVENT_QUEUE_ID).',
+  },
+  imageKeys: {
+    env: 'CONCORD_IMAGE_KEYS',
+    flag: '--image-keys',
+    doc: 'Comma-separated HMAC keys (32+ characters) for signed image transform URLs; all are accepted, so keys can be rotated.',
+  },
+  resultDir: {
+    env: 'CONCORD_RESULT_DIR',
+    flag: '--result-dir',
+    doc: 'Directory of cached image results (resized avatars); defaults to <data dir>/results.',
+  },
+  resultMaxBytes: {
+    env: 'CONCORD_RESULT_MAX_BYTES',
+    flag: '--result-max-bytes',
+    doc: 'The sweeper keeps cached image results under this total (least recently used first).',
+  },
+  resultMinFreeBytes: {
+    env: 'CONCORD_RESULT_MIN_FREE_BYTES',
+    flag: '--result-min-free-bytes',
+    doc: 'The sweeper removes cached image results while free disk space is below this.',
   },
   webDir: {
     env: 'CONCORD_WEB_DIR',

@@ -8,6 +8,7 @@ import { ConcordError } from '../errors.js';
 import type { AppContext } from './context.js';
 import { sendError } from './reply.js';
 import { authRoutes } from './routes/auth.js';
+import { avatarUploadRoutes } from './routes/avatarUpload.js';
 import { avatarRoutes } from './routes/avatars.js';
 import { eventRoutes } from './routes/events.js';
 import { eventStreamRoutes } from './routes/eventStream.js';
@@ -144,6 +145,7 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
   await eventStreamRoutes(http, app);
   healthRoutes(http, app);
   avatarRoutes(http, app);
+  avatarUploadRoutes(http, app);
   await webRoutes(http, app);
   return http;
 }

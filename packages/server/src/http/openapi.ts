@@ -119,6 +119,110 @@ export function concordOpenApi(serverUrl: string) {
           },
         },
       },
+      '/api/v1/users/{user_id}/avatar': {
+        parameters: [{ name: 'user_id', in: 'path', required: true, schema: { type: 'integer' } }],
+        post: {
+          summary: 'Set a user’s avatar (administrators; anyone may use `/users/me/avatar` as in Zulip).',
+          description:
+            'Multipart with exactly one file: JPEG, PNG, WebP, GIF or AVIF, at most 1 MiB and 25 000 000 ' +
+            'pixels. EXIF orientation is applied, metadata stripped, the image centre-cropped to a square. ' +
+            'The user’s `avatar_version` moves on and clients get a `realm_user` update event.',
+          security: [{ basicAuth: [] }],
+          requestBody: {
+            content: { 'multipart/form-data': { schema: { type: 'object' } } },
+          },
+          responses: {
+            '200': {
+              description: 'The new versioned avatar URL',
+              content: {
+                'application/json': {
+                  schema: {
+                    type: 'object',
+                    required: ['result', 'msg', 'avatar_url'],
+                    properties: {
+                      result: { const: 'success' },
+                      msg: { type: 'string' },
+                      avatar_url: { type: 'string' },
+                    },
+                  },
+                },
+              },
+            },
+            '400': {
+              description: 'Not permitted, not an image, unsupported format, truncated, or too many pixels',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+            },
+            '413': {
+              description: 'File larger than the limit',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+            },
+          },
+        },
+        delete: {
+          summary: 'Return a user to the generated default avatar (administrators).',
+          security: [{ basicAuth: [] }],
+          responses: {
+            '200': {
+              description: 'The new versioned avatar URL (of the default avatar)',
+              content: { 'application/json': { schema: { type: 'object' } } },
+            },
+          },
+        },
+      },
+      '/img/{signature}/{fit}/{size}/{format}/{quality}/{source}': {
+        get: {
+          summary: 'A signed transform of a stored upload (imagor-style), immutable, with ETag/304.',
+          description:
+            '`signature` is base64url HMAC-SHA256, under any key of CONCORD_IMAGE_KEYS, of the path after ' +
+            'it: `{fit|fill}/{W}x{H}/{webp|png|jpeg|avif}/q{50|60|70|80|90}/{sha256 of a stored upload}`; W ' +
+            'and H are each one of 16, 32, 48, 64, 100, 128, 192, 256, 512, 1024. A missing, tampered or ' +
+            'unknown-key signature is 403; operations outside the sets 400; an unknown source 404. The ' +
+            'server never fetches a URL.',
+          parameters: [
+            { name: 'signature', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'fit', in: 'path', required: true, schema: { enum: ['fit', 'fill'] } },
+            { name: 'size', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'format', in: 'path', required: true, schema: { enum: ['webp', 'png', 'jpeg', 'avif'] } },
+            { name: 'quality', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'source', in: 'path', required: true, schema: { type: 'string' } },
+          ],
+          responses: {
+            '200': { description: 'The image' },
+            '304': { description: 'Not modified' },
+            '400': {
+              description: 'Operation outside the bounded sets',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+            },
+            '403': {
+              description: 'Invalid signature',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+            },
+            '404': {
+              description: 'No such stored upload',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+            },
+          },
+        },
+      },
+      '/avatar/{user_id}/v{version}': {
+        get: {
+          summary: 'A user’s avatar at one version: immutable (`max-age=31536000, immutable`), with ETag.',
+          description:
+            '`s` is one of 16, 24, 28, 32, 40, 48, 56, 64, 80, 96, 100, 128, 192, 256, 500, 512 (default ' +
+            '100). Uploaded avatars are PNG, default ones SVG. A URL of any other version than the current ' +
+            'one answers 302 to the current URL with `max-age=60`, never new bytes under an old name.',
+          parameters: [
+            { name: 'user_id', in: 'path', required: true, schema: { type: 'integer' } },
+            { name: 'version', in: 'path', required: true, schema: { type: 'integer' } },
+            { name: 's', in: 'query', schema: { type: 'integer' } },
+          ],
+          responses: {
+            '200': { description: 'The image' },
+            '302': { description: 'Not the current version: redirect to it' },
+            '304': { description: 'Not modified' },
+          },
+        },
+      },
       '/api/v1/users/me/api_key/regenerate': {
         post: {
           summary: 'Replace the caller’s API key; the old one stops working at once.',

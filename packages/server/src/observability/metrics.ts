@@ -40,6 +40,16 @@ export function createMetrics() {
       help: 'Failed logins and API-key checks.',
       registers: [registry],
     }),
+    imageTransforms: new Counter({
+      name: 'concord_image_transforms_total',
+      help: 'Image transforms computed (cache misses of the result store).',
+      registers: [registry],
+    }),
+    imageResultsCorrupt: new Counter({
+      name: 'concord_image_results_corrupt_total',
+      help: 'Cached image results that failed their length/checksum check on read (deleted, regenerated).',
+      registers: [registry],
+    }),
   };
 }
 

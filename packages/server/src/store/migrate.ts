@@ -3,12 +3,14 @@ import { sql } from 'kysely';
 import type { Dialect } from './store.js';
 import * as initial from './migrations/001-initial.js';
 import * as eventQueues from './migrations/002-event-queues.js';
+import * as avatars from './migrations/003-avatars.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
 const migrations: Record<string, DialectMigration> = {
   '001-initial': initial,
   '002-event-queues': eventQueues,
+  '003-avatars': avatars,
 };
 
 /** The names of every migration, in the order they run. */

@@ -104,6 +104,17 @@ export interface EventQueueTable {
   checkpoint_view: string;
 }
 
+/** An uploaded avatar's original bytes (migration 003-avatars). */
+export interface AvatarTable {
+  user_id: number;
+  content: Buffer;
+  /** sharp's name of the decoded format: jpeg, png, webp, gif or heif (AVIF). */
+  format: string;
+  /** Hex SHA-256 of `content`: the key of everything derived from it. */
+  sha256: string;
+  uploaded_at: number;
+}
+
 export interface Database {
   realms: RealmTable;
   users: UserTable;
@@ -114,6 +125,7 @@ export interface Database {
   changelog_head: ChangelogHeadTable;
   consumer_cursors: ConsumerCursorTable;
   event_queues: EventQueueTable;
+  avatars: AvatarTable;
 }
 
 export type UserRow = Selectable<UserTable>;

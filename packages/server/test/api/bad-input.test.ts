@@ -202,6 +202,11 @@ const rows: Row[] = [
   ['events with dont_block not a boolean', (w) => req('GET', '/events', [['queue_id', w.queueId], ['dont_block', 'maybe']])(w), 400, 'BAD_REQUEST', 'dont_block'],
   ['delete an unknown queue', req('DELETE', '/events', [['queue_id', 'nope']]), 400, 'BAD_EVENT_QUEUE_ID', 'nope'],
   ['delete a queue without queue_id', req('DELETE', '/events'), 400, 'REQUEST_VARIABLE_MISSING', 'queue_id'],
+  // avatars
+  ['avatar upload without a file (Zulip\'s message)', req('POST', '/users/me/avatar', [['x', '1']]), 400, 'BAD_REQUEST', 'exactly one avatar'],
+  ['avatar upload for an unknown user without a file', req('POST', `/users/${UNKNOWN}/avatar`, [['x', '1']]), 400, 'BAD_REQUEST', 'exactly one avatar'],
+  ['avatar removal for an unknown user', req('DELETE', `/users/${UNKNOWN}/avatar`), 400, 'BAD_REQUEST', `${UNKNOWN}`],
+  ['avatar removal for a non-id', req('DELETE', '/users/x1/avatar'), 400, 'BAD_REQUEST', 'user_id'],
   ['event stream without queue_id', req('GET', '/events/stream'), 400, 'REQUEST_VARIABLE_MISSING', 'queue_id'],
   ['event stream of an unknown queue', req('GET', '/events/stream', [['queue_id', 'nope']]), 400, 'BAD_EVENT_QUEUE_ID', 'nope', { queue_id: 'nope' }],
   ['event stream with last_event_id not an integer', (w) => req('GET', '/events/stream', [['queue_id', w.queueId], ['last_event_id', 'x']])(w), 400, 'BAD_REQUEST', 'last_event_id'],
@@ -314,7 +319,7 @@ describe.each(backends())('bad input on %s', (backend) => {
       if (hit) covered.add(`${hit.method} ${hit.path}`);
     }
     // Takes no parameters at all (unknown ones are returned as ignored), so nothing in it can be bad.
-    const exempt = ['GET /api/v1/server_settings'];
+    const exempt = ['GET /api/v1/server_settings', 'DELETE /api/v1/users/me/avatar'];
     const missing = routes
       .map((x) => `${x.method} ${x.path}`)
       .filter((k) => !covered.has(k) && !exempt.includes(k));

@@ -10,6 +10,8 @@ import { unsubscribe } from '../../src/domain/subscriptions/unsubscribe.js';
 import { createUser } from '../../src/domain/users/createUser.js';
 import { deactivateUser } from '../../src/domain/users/deactivateUser.js';
 import { reactivateUser } from '../../src/domain/users/reactivateUser.js';
+import { clearAvatar } from '../../src/domain/users/clearAvatar.js';
+import { setAvatar } from '../../src/domain/users/setAvatar.js';
 import { updateUser } from '../../src/domain/users/updateUser.js';
 import type { Actor } from '../../src/domain/roles.js';
 import type { Core, TestClient } from './harness.js';
@@ -25,6 +27,7 @@ const pick = <T>(xs: T[], i: number): T => xs[i % xs.length]!;
 type Step =
   | { kind: 'createUser'; role: number }
   | { kind: 'rename'; actor: number; target: number; name: string }
+  | { kind: 'avatar'; actor: number; target: number; clear: boolean }
   | { kind: 'role'; actor: number; target: number; role: number }
   | { kind: 'deactivate'; actor: number; target: number }
   | { kind: 'reactivate'; actor: number; target: number }
@@ -46,6 +49,15 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   {
     weight: 1,
     arbitrary: fc.record({ kind: fc.constant('rename' as const), actor: idx, target: idx, name }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('avatar' as const),
+      actor: idx,
+      target: idx,
+      clear: fc.boolean(),
+    }),
   },
   {
     weight: 1,
@@ -143,6 +155,14 @@ async function apply(w: World, s: Step): Promise<void> {
       await core.run((ctx) =>
         updateUser(ctx, a, pick(w.users, s.target), { fullName: `${s.name} ${w.counter++}` }),
       );
+      return;
+    }
+    case 'avatar': {
+      // The command stores what the route checked; the bytes do not matter to events.
+      const a = await actor(w, s.actor);
+      const target = pick(w.users, s.target);
+      const avatar = { content: Buffer.from(`avatar ${w.counter++}`), format: 'png', sha256: '0'.repeat(64) };
+      await core.run((ctx) => (s.clear ? clearAvatar(ctx, a, target) : setAvatar(ctx, a, target, avatar)));
       return;
     }
     case 'role': {

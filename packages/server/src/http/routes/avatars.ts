@@ -1,14 +1,22 @@
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import sharp from 'sharp';
 import { findUserByApiEmail } from '../../auth/authenticate.js';
 import { getUser } from '../../domain/users/userQueries.js';
 import { fail } from '../../errors.js';
+import { renderAvatar } from '../../images/avatarImage.js';
+import { ResultStore, resultKey } from '../../images/resultStore.js';
 import { avatarSizes, defaultAvatarSize, defaultAvatarSvg } from '../../images/defaultAvatar.js';
 import type { AppContext } from '../context.js';
 import { avatarUrl } from '../presenters/user.js';
+import { imageRoutes } from './images.js';
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 /** Redirects to the current version may change with the next avatar: cache them only briefly. */
 const BRIEF = 'public, max-age=60';
+/** Part of every result key: a new sharp/libvips may encode differently, so its results are new ones. */
+const ENCODER = `avatar-png-1 sharp ${sharp.versions.sharp} vips ${sharp.versions.vips}`;
+const SWEEP_MS = 60_000;
 
 function size(raw: unknown): number {
   if (raw === undefined) return defaultAvatarSize;
@@ -24,6 +32,22 @@ function size(raw: unknown): number {
  * serving new bytes under an old, immutable name). `/avatar/{id or e-mail}` is Zulip's redirect.
  */
 export function avatarRoutes(http: FastifyInstance, app: AppContext): void {
+  const results = new ResultStore({
+    dir: app.config.resultDir ?? join(app.config.dataDir, 'results'),
+    maxBytes: app.config.resultMaxBytes,
+    minFreeBytes: app.config.resultMinFreeBytes,
+    onCorrupt: () => app.metrics.imageResultsCorrupt.inc(),
+  });
+  let sweeper: NodeJS.Timeout | undefined;
+  http.addHook('onReady', async () => {
+    await results.start();
+    const sweep = () =>
+      results.sweep().catch((err: unknown) => app.logger.warn({ err }, 'image result sweep failed'));
+    sweeper = setInterval(sweep, SWEEP_MS).unref();
+    void sweep();
+  });
+  http.addHook('onClose', async () => clearInterval(sweeper));
+  imageRoutes(http, app, results);
   const current = (user: { id: number; avatar_version: number }, s: number) => {
     const url = avatarUrl(app.present, user);
     return s === defaultAvatarSize ? url : `${url}?s=${s}`;
@@ -41,6 +65,20 @@ export function avatarRoutes(http: FastifyInstance, app: AppContext): void {
       const etag = `"avatar-${user.id}-${user.avatar_version}-${s}"`;
       reply.header('cache-control', IMMUTABLE).header('etag', etag);
       if (req.headers['if-none-match'] === etag) return reply.code(304).send();
+      const uploaded = await app.store.db
+        .selectFrom('avatars')
+        .select(['content', 'sha256'])
+        .where('user_id', '=', user.id)
+        .executeTakeFirst();
+      if (uploaded) {
+        // Checked at upload; each size is rendered once and kept, verified, in the result store.
+        const key = resultKey(uploaded.sha256, `avatar/square/${s}/png`, ENCODER);
+        const { body } = await results.get(key, () => {
+          app.metrics.imageTransforms.inc();
+          return renderAvatar(Buffer.from(uploaded.content), s);
+        });
+        return reply.type('image/png').header('x-content-type-options', 'nosniff').send(body);
+      }
       return reply
         .type('image/svg+xml')
         .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'")

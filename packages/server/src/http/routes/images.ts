@@ -1,0 +1,41 @@
+import type { FastifyInstance } from 'fastify';
+import { ConcordError, fail } from '../../errors.js';
+import type { ResultStore } from '../../images/resultStore.js';
+import { resultKey } from '../../images/resultStore.js';
+import { transform, transformEncoder } from '../../images/transform.js';
+import { parseOps, verify } from '../../images/transformUrl.js';
+import type { AppContext } from '../context.js';
+
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+/**
+ * Signed transform URLs (see images/transformUrl.ts). Without configured keys every URL is refused.
+ * A bad or missing signature is 403 before anything else is looked at.
+ */
+export function imageRoutes(http: FastifyInstance, app: AppContext, results: ResultStore): void {
+  const keys = (app.config.imageKeys ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean);
+  http.get<{ Params: { sig: string; '*': string } }>('/img/:sig/*', async (req, reply) => {
+    const canonical = req.params['*'];
+    if (keys.length === 0 || !verify(keys, canonical, req.params.sig))
+      throw new ConcordError('FORBIDDEN', 'Invalid image URL signature');
+    const ops = parseOps(canonical);
+    if (typeof ops === 'string') throw fail.invalid('image URL', ops);
+    const source = await app.store.db
+      .selectFrom('avatars')
+      .select('content')
+      .where('sha256', '=', ops.source)
+      .executeTakeFirst();
+    if (!source) throw new ConcordError('NOT_FOUND', 'No such stored image');
+    const key = resultKey(ops.source, canonical, transformEncoder);
+    const { body, etag } = await results.get(key, () => {
+      app.metrics.imageTransforms.inc();
+      return transform(Buffer.from(source.content), ops);
+    });
+    reply.header('cache-control', IMMUTABLE).header('etag', etag);
+    if (req.headers['if-none-match'] === etag) return reply.code(304).send();
+    return reply.type(`image/${ops.format}`).header('x-content-type-options', 'nosniff').send(body);
+  });
+}

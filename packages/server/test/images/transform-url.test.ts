@@ -1,0 +1,98 @@
+import { createHash } from 'node:crypto';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { transform } from '../../src/images/transform.js';
+import type { TransformOps } from '../../src/images/transformUrl.js';
+import { canonicalPath, sign, signedPath } from '../../src/images/transformUrl.js';
+import type { TestServer } from '../support/server.js';
+import { startTestServer } from '../support/server.js';
+
+const OLD_KEY = 'old-image-key-old-image-key-0123456789';
+const NEW_KEY = 'new-image-key-new-image-key-0123456789';
+
+/** Signed imagor-style transform URLs over stored uploads (issue 5 step 5). */
+describe('signed transform URLs', () => {
+  let t: TestServer;
+  let source: Buffer;
+  let ops: TransformOps;
+  beforeAll(async () => {
+    t = await startTestServer('sqlite', { CONCORD_IMAGE_KEYS: `${NEW_KEY},${OLD_KEY}` });
+    source = await sharp({ create: { width: 120, height: 80, channels: 3, background: '#20a060' } })
+      .png()
+      .toBuffer();
+    const form = new FormData();
+    form.append('file', new Blob([source]), 'a.png');
+    const auth = `Basic ${Buffer.from(`${t.owner.email}:${t.owner.apiKey}`).toString('base64')}`;
+    const res = await fetch(`${t.url}/api/v1/users/me/avatar`, {
+      method: 'POST',
+      headers: { authorization: auth },
+      body: form,
+    });
+    expect(res.status).toBe(200);
+    const sha = createHash('sha256').update(source).digest('hex');
+    ops = { fit: 'fill', width: 64, height: 32, format: 'webp', quality: 80, source: sha };
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+  const get = (path: string, headers: Record<string, string> = {}) => fetch(`${t.url}${path}`, { headers });
+
+  it('serves a transform signed with any configured key: byte-identical to a fresh one, immutable, ETag/304', async () => {
+    const expected = await transform(source, ops);
+    for (const key of [NEW_KEY, OLD_KEY]) {
+      const res = await get(signedPath(key, ops));
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('image/webp');
+      expect(res.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+      const body = Buffer.from(await res.arrayBuffer());
+      expect(body.equals(expected)).toBe(true);
+      expect(await sharp(body).metadata()).toMatchObject({ width: 64, height: 32, format: 'webp' });
+      const again = await get(signedPath(key, ops), { 'if-none-match': res.headers.get('etag')! });
+      expect(again.status).toBe(304);
+    }
+    const fit = await get(signedPath(NEW_KEY, { ...ops, fit: 'fit', width: 64, height: 64, format: 'png' }));
+    expect(await sharp(Buffer.from(await fit.arrayBuffer())).metadata()).toMatchObject({
+      width: 64,
+      height: 43,
+      format: 'png',
+    });
+  });
+
+  it('refuses unsigned, tampered and unknown-key URLs with 403', async () => {
+    const canonical = canonicalPath(ops);
+    const good = sign(NEW_KEY, canonical);
+    const tampered = canonicalPath({ ...ops, width: 128 });
+    const cases = [
+      `/img/unsigned/${canonical}`,
+      `/img/${good}/${tampered}`,
+      `/img/${sign('unknown-key-unknown-key-unknown-key-00', canonical)}/${canonical}`,
+      `/img/${good.slice(0, -2)}AA/${canonical}`,
+    ];
+    for (const path of cases) {
+      const res = await get(path);
+      expect(res.status, path).toBe(403);
+      expect(((await res.json()) as { msg: string }).msg).toBe('Invalid image URL signature');
+    }
+  });
+
+  it('refuses operations outside the bounded sets (400) and sources that are not stored uploads (404)', async () => {
+    const bad = `fill/65x32/webp/q80/${ops.source}`;
+    const res = await get(`/img/${sign(NEW_KEY, bad)}/${bad}`);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { msg: string }).msg).toMatch(/size must use/);
+    const gif = `fill/64x32/gif/q80/${ops.source}`;
+    expect((await get(`/img/${sign(NEW_KEY, gif)}/${gif}`)).status).toBe(400);
+    const missing = { ...ops, source: 'a'.repeat(64) };
+    expect((await get(signedPath(NEW_KEY, missing))).status).toBe(404);
+  });
+
+  it('refuses every URL when no keys are configured', async () => {
+    const bare = await startTestServer('sqlite');
+    try {
+      const res = await fetch(`${bare.url}${signedPath(NEW_KEY, ops)}`);
+      expect(res.status).toBe(403);
+    } finally {
+      await bare.close();
+    }
+  });
+});

@@ -2,6 +2,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestServer } from '../../server/test/support/server.js';
 import { startTestServer } from '../../server/test/support/server.js';
+import sharp from 'sharp';
 import { buildWeb, launchBrowser, logIn, openPage, screenshot } from './support/browser.js';
 
 /**
@@ -12,11 +13,15 @@ describe('web UI in Chromium', () => {
   let web: Awaited<ReturnType<typeof buildWeb>>;
   let t: TestServer;
   let browser: Browser;
+  let png: Buffer;
 
   beforeAll(async () => {
     web = await buildWeb();
     t = await startTestServer('sqlite', { CONCORD_WEB_DIR: web.dir });
     browser = await launchBrowser();
+    png = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#c0392b' } })
+      .png()
+      .toBuffer();
   }, 120_000);
   afterAll(async () => {
     await browser?.close();
@@ -70,6 +75,89 @@ describe('web UI in Chromium', () => {
     expect(member.errors).toEqual([]);
     await adminCtx.close();
     await beaCtx.close();
+  });
+
+  it("shows a new avatar in the uploader's header and in another user's people and member lists, without a reload", async () => {
+    const ann = await t.createUser({
+      email: 'ann@example.com',
+      fullName: 'Ann Avatar',
+      password: 'ann-password',
+    });
+    const ben = await t.createUser({
+      email: 'ben@example.com',
+      fullName: 'Ben Viewer',
+      password: 'ben-password',
+    });
+    await t.api('POST', '/users/me/subscriptions', {
+      form: { subscriptions: [{ name: 'photos' }], principals: [ann.id, ben.id] },
+    });
+    const streamId = (await t.api('GET', '/get_stream_id', { query: { stream: 'photos' } })).body.stream_id;
+    const annCtx = await browser.newContext();
+    const benCtx = await browser.newContext();
+    const a = await openPage(annCtx);
+    const b = await openPage(benCtx);
+    const b2 = await openPage(benCtx);
+    await logIn(a.page, t.url, 'ann@example.com', 'ann-password');
+    await logIn(b.page, t.url, 'ben@example.com', 'ben-password');
+    await b2.page.goto(`${t.url}/#/channels/${streamId}`);
+    await b2.page.getByTestId('member-list').waitFor();
+    const src = (page: typeof a.page, where: string) =>
+      page.locator(`${where} img[data-avatar-user="${ann.id}"]`).first().getAttribute('src');
+    const before = await src(b.page, '[data-testid="people-list"]');
+    expect(before).toMatch(new RegExp(`/avatar/${ann.id}/v1`));
+
+    await a.page.goto(`${t.url}/#/settings`);
+    await a.page
+      .getByLabel(/Choose an image/)
+      .setInputFiles({ name: 'me.png', mimeType: 'image/png', buffer: png });
+    await a.page.getByRole('img', { name: 'New avatar preview' }).waitFor();
+    await a.page.getByRole('button', { name: 'Save avatar' }).click();
+    await a.page.getByText('Your new avatar is saved.').waitFor();
+
+    for (const [page, where] of [
+      [a.page, '[data-testid="header-me"]'],
+      [b.page, '[data-testid="people-list"]'],
+      [b2.page, '[data-testid="member-list"]'],
+    ] as const) {
+      await expect.poll(() => src(page, where)).toMatch(new RegExp(`/avatar/${ann.id}/v2`));
+      // The browser really loaded the new image.
+      await expect
+        .poll(() =>
+          page
+            .locator(`${where} img[data-avatar-user="${ann.id}"]`)
+            .first()
+            .evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0),
+        )
+        .toBe(true);
+    }
+    await screenshot(a.page, 'settings-avatar');
+    expect([...a.errors, ...b.errors, ...b2.errors]).toEqual([]);
+    await annCtx.close();
+    await benCtx.close();
+  });
+
+  it('refuses a non-image and an oversized image with a clear error, changing nothing', async () => {
+    const ctx = await browser.newContext();
+    const { page, errors } = await openPage(ctx);
+    await logIn(page, t.url, 'owner@example.com', 'owner-password');
+    await page.goto(`${t.url}/#/settings`);
+    const version = async () => (await t.api('GET', `/users/${t.owner.id}`)).body.user.avatar_version;
+    const v0 = await version();
+    const attempts = [
+      { name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('this is not an image at all') },
+      { name: 'huge.png', mimeType: 'image/png', buffer: Buffer.alloc(3 * 1024 * 1024, 1) },
+    ];
+    for (const file of attempts) {
+      await page.getByLabel(/Choose an image/).setInputFiles(file);
+      await page.getByRole('button', { name: 'Save avatar' }).click();
+      await expect
+        .poll(() => page.getByRole('alert').textContent())
+        .toMatch(/The avatar was not changed: .+/);
+    }
+    expect(await version()).toBe(v0);
+    // Chromium logs each refused upload as a failed resource; those two are the expected ones.
+    expect(errors.filter((e) => !/status of (400|413) .*\/api\/v1\/users\/me\/avatar/.test(e))).toEqual([]);
+    await ctx.close();
   });
 
   it('saves a new name with clear feedback, shown in the header at once', async () => {

@@ -36,33 +36,68 @@ export interface ClientOptions {
 
 const encode = (params: Record<string, unknown>) =>
   new URLSearchParams(
-    Object.entries(params).map(
-      ([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)] as [string, string],
-    ),
+    Object.entries(params)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)] as [string, string]),
   );
 
-/** `POST /fetch_api_key`: exchanges e-mail and password for the API key. */
-export async function fetchApiKey(
-  baseUrl: string,
-  username: string,
-  password: string,
-  f: typeof fetch = fetch,
-) {
-  const res = await f(`${baseUrl}/api/v1/fetch_api_key`, {
-    method: 'POST',
-    body: encode({ username, password }),
+/** Where and as whom {@link apiRequest} calls: no e-mail means no Authorization header. */
+export interface ApiTarget {
+  baseUrl: string;
+  email?: string;
+  apiKey?: string;
+  fetch?: typeof fetch;
+}
+
+/**
+ * One Zulip API call: parameters JSON-encoded in form fields (query string for GET), HTTP Basic
+ * auth; resolves with the success body or throws {@link ApiError} with Zulip's `code`.
+ */
+export async function apiRequest<T = Record<string, unknown>>(
+  target: ApiTarget,
+  method: string,
+  path: string,
+  params: Record<string, unknown> = {},
+  signal?: AbortSignal,
+): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (target.email !== undefined)
+    headers.authorization = `Basic ${btoa(`${target.email}:${target.apiKey ?? ''}`)}`;
+  const query = method === 'GET' ? `?${encode(params)}` : '';
+  const f = target.fetch ?? fetch.bind(globalThis);
+  const res = await f(`${target.baseUrl}/api/v1${path}${query}`, {
+    method,
+    headers,
+    body: method === 'GET' ? undefined : encode(params),
+    signal,
   });
-  const body = (await res.json()) as {
-    result: string;
-    code?: string;
-    msg?: string;
-    api_key?: string;
-    email?: string;
-    user_id?: number;
-  };
-  if (body.result !== 'success')
-    throw new ApiError(res.status, body.code ?? 'BAD_REQUEST', body.msg ?? 'login failed');
-  return { apiKey: body.api_key!, email: body.email!, userId: body.user_id! };
+  let body: { result?: string; code?: string; msg?: string };
+  try {
+    body = (await res.json()) as typeof body;
+  } catch {
+    throw new ApiError(res.status, 'BAD_RESPONSE', `The server answered ${res.status} without JSON`);
+  }
+  if (body.result !== 'success') {
+    const retry = res.headers.get('retry-after');
+    throw new ApiError(
+      res.status,
+      body.code ?? 'BAD_REQUEST',
+      body.msg ?? res.statusText,
+      retry ? Number(retry) : undefined,
+    );
+  }
+  return body as T;
+}
+
+/** `POST /fetch_api_key`: exchanges e-mail and password for the API key. */
+export async function fetchApiKey(baseUrl: string, username: string, password: string, f?: typeof fetch) {
+  const body = await apiRequest<{ api_key: string; email: string; user_id: number }>(
+    { baseUrl, ...(f ? { fetch: f } : {}) },
+    'POST',
+    '/fetch_api_key',
+    { username, password },
+  );
+  return { apiKey: body.api_key, email: body.email, userId: body.user_id };
 }
 
 /** Full jitter: a random delay up to the exponential bound, so that clients do not return in step. */
@@ -95,25 +130,13 @@ export class ConcordClient {
     params: Record<string, unknown> = {},
     signal?: AbortSignal,
   ): Promise<T> {
-    const auth = `Basic ${btoa(`${this.opts.email}:${this.opts.apiKey}`)}`;
-    const query = method === 'GET' ? `?${encode(params)}` : '';
-    const res = await this.f(`${this.opts.baseUrl}/api/v1${path}${query}`, {
+    return apiRequest<T>(
+      { baseUrl: this.opts.baseUrl, email: this.opts.email, apiKey: this.opts.apiKey, fetch: this.f },
       method,
-      headers: { authorization: auth },
-      body: method === 'GET' ? undefined : encode(params),
+      path,
+      params,
       signal,
-    });
-    const body = (await res.json()) as { result: string; code?: string; msg?: string };
-    if (body.result !== 'success') {
-      const retry = res.headers.get('retry-after');
-      throw new ApiError(
-        res.status,
-        body.code ?? 'BAD_REQUEST',
-        body.msg ?? res.statusText,
-        retry ? Number(retry) : undefined,
-      );
-    }
-    return body as T;
+    );
   }
 
   /** Registers and follows events until {@link stop}. Resolves once the first register succeeded. */

@@ -1,50 +1,21 @@
-import { ApiError, backoffDelay } from '@concord/client';
+import { ApiError, apiRequest, backoffDelay } from '@concord/client';
 import type { Session } from './session.js';
 
 export { ApiError };
 
 type Params = Record<string, unknown>;
 
-const encode = (params: Params) =>
-  new URLSearchParams(
-    Object.entries(params)
-      .filter(([, v]) => v !== undefined)
-      .map(([k, v]): [string, string] => [k, typeof v === 'string' ? v : JSON.stringify(v)]),
-  );
-
 export const authHeader = (s: Session) => `Basic ${btoa(`${s.email}:${s.apiKey}`)}`;
 
 /** One API call with the session's Basic auth; resolves with the success body or throws ApiError. */
-export async function call<T = Record<string, unknown>>(
+export function call<T = Record<string, unknown>>(
   session: Session | null,
   method: string,
   path: string,
   params: Params = {},
 ): Promise<T> {
-  const headers: Record<string, string> = {};
-  if (session) headers.authorization = authHeader(session);
-  const query = method === 'GET' ? `?${encode(params)}` : '';
-  const res = await fetch(`/api/v1${path}${query}`, {
-    method,
-    headers,
-    body: method === 'GET' ? undefined : encode(params),
-  });
-  let body: { result?: string; code?: string; msg?: string } = {};
-  try {
-    body = (await res.json()) as typeof body;
-  } catch {
-    throw new ApiError(res.status, 'BAD_RESPONSE', `The server answered ${res.status} without JSON`);
-  }
-  if (body.result !== 'success') {
-    const retry = res.headers.get('retry-after');
-    throw new ApiError(
-      res.status,
-      body.code ?? 'BAD_REQUEST',
-      body.msg ?? res.statusText,
-      retry ? Number(retry) : undefined,
-    );
-  }
-  return body as T;
+  const who = session ? { email: session.email, apiKey: session.apiKey } : {};
+  return apiRequest<T>({ baseUrl: location.origin, ...who }, method, path, params);
 }
 
 /**

@@ -152,7 +152,11 @@ export async function startConcord(config: Config, opts: { logger?: Logger } = {
     async close() {
       clearInterval(pruneTimer);
       queues.close();
+      // Graceful, but bounded: a client holding a keep-alive connection with a request in flight
+      // must not keep the node from stopping.
+      const force = setTimeout(() => http.server.closeAllConnections(), 5_000);
       await http.close();
+      clearTimeout(force);
       await follower.stop();
       await doorbell.close();
       await store.close();

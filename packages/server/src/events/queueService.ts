@@ -23,6 +23,8 @@ export interface QueueTiming {
 interface Waiter {
   queue: EventQueue;
   wake(): void;
+  /** Ends the wait now (shutdown). */
+  release(): void;
 }
 
 const badQueue = (queueId: string, why = `Bad event queue ID: ${queueId}`) =>
@@ -41,6 +43,8 @@ export class QueueService {
   readonly recent = new RecentChanges();
   /** The log position up to which this node has read changes (the events tail's cursor). */
   private headSeq = 0;
+  /** Set at shutdown: waiting polls are released with a heartbeat and no new one waits. */
+  private closing = false;
 
   constructor(
     private readonly store: Store,
@@ -136,6 +140,7 @@ export class QueueService {
     }
     if (opts.dontBlock) return [];
 
+    if (this.closing) return [{ type: 'heartbeat', id: Math.max(lastEventId, queue.lastEventId) }];
     const holdMs = this.timing.longpollSeconds * 1000 * (0.5 + Math.random() * 0.15);
     const events = await new Promise<QueuedEvent[]>((resolve) => {
       let done = false;
@@ -149,6 +154,7 @@ export class QueueService {
       };
       const waiter: Waiter = {
         queue,
+        release: () => finish([]),
         wake: () => {
           this.advance(queue)
             .then(() => {
@@ -199,7 +205,8 @@ export class QueueService {
 
   /** Wakes and releases every waiting poll (shutdown). */
   close(): void {
-    for (const waiter of this.waiters) waiter.wake();
+    this.closing = true;
+    for (const waiter of [...this.waiters]) waiter.release();
     this.waiters.clear();
   }
 

@@ -48,7 +48,11 @@ export function eventRoutes(http: FastifyInstance, app: AppContext): void {
       dont_block: param.bool().optional(),
     });
     const abort = new AbortController();
-    req.raw.on('close', () => abort.abort());
+    // The response's 'close' fires when the client goes away before the answer (since Node 16 the
+    // request's 'close' fires as soon as its body is read, which for a GET is at once).
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) abort.abort();
+    });
     const events = await app.queues.poll(params.queue_id, req.user.id, params.last_event_id ?? -1, {
       dontBlock: params.dont_block ?? false,
       signal: abort.signal,

@@ -170,7 +170,11 @@ export class QueueService {
       const onAbort = () => finish([]);
       const timer = setTimeout(() => finish([]), holdMs);
       this.waiters.add(waiter);
+      // Changes that arrived while this poll was advancing and persisting rang no waiter: look
+      // once more now that it is registered, or they would wait for the next change or heartbeat.
+      waiter.wake();
       opts.signal?.addEventListener('abort', onAbort);
+      if (opts.signal?.aborted) onAbort();
     });
     if (events.length > 0) return events;
     return [{ type: 'heartbeat', id: Math.max(lastEventId, queue.lastEventId) }];

@@ -35,9 +35,11 @@ async function main(): Promise<void> {
   if (command === 'create-user') return createUserCommand(rest, config);
   if (command !== 'serve') throw new ConfigError([`unknown command "${command}"`]);
 
-  const server = await startConcord(config);
+  const server = await startConcord(config, {
+    onListening: (url) => console.log(`Concord is listening at ${url}; warming up (progress: ${url}/readyz)`),
+  });
   const users = await server.store.db.selectFrom('users').select('id').limit(1).execute();
-  server.logger.info({ url: server.url, mode: config.mode }, 'Concord is listening');
+  server.logger.info({ url: server.url, mode: config.mode }, 'Concord is ready');
   console.log(
     `Concord is running at ${server.url} (${config.mode} mode, data: ${config.mode === 'embedded' ? config.dataDir : 'PostgreSQL'})`,
   );

@@ -39,13 +39,34 @@ export async function findUserByApiEmail(
     .executeTakeFirst();
 }
 
+/** Where authentication looks users up: the database, or the node's cache of it. */
+export interface UserLookup {
+  user(id: number): Promise<UserRow | null>;
+  userByEmailKey(emailKey: string): Promise<UserRow | null>;
+}
+
+/** {@link findUserByApiEmail} through a {@link UserLookup}. */
+export async function lookupUserByApiEmail(
+  lookup: UserLookup,
+  email: string,
+  host: string,
+): Promise<UserRow | undefined> {
+  const key = email.trim().toLowerCase();
+  if (key.includes('\u0000')) return undefined;
+  const byAddress = await lookup.userByEmailKey(key);
+  if (byAddress) return byAddress;
+  const m = /^user(\d{1,10})@(.+)$/.exec(key);
+  if (!m || m[2] !== host.toLowerCase() || Number(m[1]) > 2 ** 31 - 1) return undefined;
+  const user = await lookup.user(Number(m[1]));
+  return user && user.delivery_email === null ? user : undefined;
+}
+
 /**
  * Checks HTTP Basic `email:api_key` credentials. Unknown e-mails and wrong keys fail alike (no
  * account probing); failures count towards the limiter per e-mail and per client address.
  */
 export async function authenticateBasic(
-  db: Kysely<Database>,
-  realmId: number,
+  lookup: UserLookup,
   host: string,
   header: string | undefined,
   clientIp: string,
@@ -63,7 +84,7 @@ export async function authenticateBasic(
   const keys = [`email:${email.toLowerCase()}`, `ip:${clientIp}`];
   const wait = Math.max(...keys.map((k) => limiter.blockedFor(k)));
   if (wait > 0) throw new ConcordError('RATE_LIMIT_HIT', 'API usage exceeded rate limit', {}, wait);
-  const user = await findUserByApiEmail(db, realmId, email, host);
+  const user = await lookupUserByApiEmail(lookup, email, host);
   if (!user || !apiKeysEqual(key, user.api_key)) {
     limiter.fail(keys);
     throw new ConcordError('INVALID_API_KEY', 'Invalid API key');

@@ -111,6 +111,8 @@ export type Change = {
 /** Cache keys, named in one place so writers and readers cannot disagree. */
 export const cacheKey = {
   user: (id: number) => `user:${id}`,
+  /** The user id a lower-cased e-mail address belongs to (or none). */
+  userByEmail: (realmId: number, emailKey: string) => `realm:${realmId}:email:${emailKey}`,
   usersOfRealm: (realmId: number) => `realm:${realmId}:users`,
   stream: (id: number) => `stream:${id}`,
   streamsOfRealm: (realmId: number) => `realm:${realmId}:streams`,

@@ -16,12 +16,21 @@ export interface Doorbell {
   ring(seq: number): void;
   /** `seq` is the new head, or `null` when it is unknown (after a reconnect): read to find out. */
   subscribe(listener: (seq: number | null) => void): () => void;
+  /**
+   * Calls `listener(false)` when the doorbell stops hearing other processes' commits and
+   * `listener(true)` once it hears them again (a consumer then catches up from its cursor). An
+   * in-process doorbell never loses its connection.
+   */
+  onConnection(listener: (up: boolean) => void): () => void;
+  /** Whether it currently hears other processes' commits. */
+  readonly connected: boolean;
   close(): Promise<void>;
 }
 
 /** The embedded doorbell: an in-process emitter. */
 export class LocalDoorbell implements Doorbell {
   protected readonly emitter = new EventEmitter().setMaxListeners(0);
+  connected = true;
 
   async announce(_trx: Kysely<unknown>, _seq: number): Promise<void> {}
 
@@ -32,6 +41,11 @@ export class LocalDoorbell implements Doorbell {
   subscribe(listener: (seq: number | null) => void): () => void {
     this.emitter.on('ring', listener);
     return () => this.emitter.off('ring', listener);
+  }
+
+  onConnection(listener: (up: boolean) => void): () => void {
+    this.emitter.on('connection', listener);
+    return () => this.emitter.off('connection', listener);
   }
 
   async close(): Promise<void> {
@@ -54,15 +68,16 @@ export class PostgresDoorbell extends LocalDoorbell {
   private closed = false;
   private retryMs = 100;
   private timer: NodeJS.Timeout | null = null;
-  /** Whether the LISTEN connection is up; readiness reports it. */
-  connected = false;
 
   constructor(
     private readonly url: string,
     private readonly channel: string,
     private readonly log: Logger,
+    /** Fault injection for tests: the share (0..1) of received notifications to drop. */
+    private readonly dropShare = 0,
   ) {
     super();
+    this.connected = false;
   }
 
   /** Connects and listens; resolves once listening (or rejects on the first failure). */
@@ -87,6 +102,7 @@ export class PostgresDoorbell extends LocalDoorbell {
   private async connect(): Promise<void> {
     const client = new pg.Client({ connectionString: this.url });
     client.on('notification', (msg) => {
+      if (this.dropShare > 0 && Math.random() < this.dropShare) return;
       const seq = Number(msg.payload);
       this.ring(Number.isFinite(seq) ? seq : null);
     });
@@ -96,6 +112,7 @@ export class PostgresDoorbell extends LocalDoorbell {
       this.connected = false;
       client.end().catch(() => {});
       if (this.closed) return;
+      this.emitter.emit('connection', false);
       this.log.warn({ err: err?.message }, 'doorbell connection lost; reconnecting');
       this.scheduleReconnect();
     };
@@ -110,6 +127,7 @@ export class PostgresDoorbell extends LocalDoorbell {
     this.client = client;
     this.connected = true;
     this.retryMs = 100;
+    this.emitter.emit('connection', true);
     this.ring(null);
   }
 

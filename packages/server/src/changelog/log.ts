@@ -15,6 +15,12 @@ export interface CommandContext {
   record<K extends ChangeKind>(change: ChangeInput<K>): void;
 }
 
+/** A change this process just committed: its position and the cache keys it invalidates. */
+export interface CommittedChange {
+  seq: number;
+  cacheKeys: readonly string[];
+}
+
 /** The result of a command and the log position it produced (null when it changed nothing). */
 export interface Committed<T> {
   value: T;
@@ -23,6 +29,9 @@ export interface Committed<T> {
 
 /** The change log: append inside a write transaction, read since a cursor, ring after commit. */
 export class ChangeLog {
+  private readonly commitListeners = new Set<(changes: readonly CommittedChange[]) => void>();
+  private lastCommittedSeq = 0;
+
   constructor(
     readonly store: Store,
     readonly doorbell: Doorbell,
@@ -34,16 +43,42 @@ export class ChangeLog {
    */
   async run<T>(realmId: number, fn: (ctx: CommandContext) => Promise<T>): Promise<Committed<T>> {
     let seq: number | null = null;
+    let pending: ChangeInput[] = [];
     const value = await this.store.writeTransaction(async (trx) => {
-      const pending: ChangeInput[] = [];
+      pending = [];
       const now = Date.now();
       const ctx: CommandContext = { trx, realmId, now, record: (c) => void pending.push(c as ChangeInput) };
       const result = await fn(ctx);
       seq = await this.append(trx, realmId, now, pending);
       return result;
     });
-    if (seq !== null) this.doorbell.ring(seq);
+    if (seq !== null) {
+      const last: number = seq;
+      if (last > this.lastCommittedSeq) this.lastCommittedSeq = last;
+      const first = last - pending.length + 1;
+      const committed = pending.map((c, i) => ({ seq: first + i, cacheKeys: c.cacheKeys }));
+      for (const listener of this.commitListeners) listener(committed);
+      this.doorbell.ring(last);
+    }
     return { value, seq };
+  }
+
+  /**
+   * The newest seq a command in this process has committed: every response to a write sent after
+   * its commit can name a position at or after its own change (read-your-writes).
+   */
+  get lastCommitted(): number {
+    return this.lastCommittedSeq;
+  }
+
+  /**
+   * Calls `listener` in this process right after each commit, before the command returns, with the
+   * changes it appended. The cache uses it so that the node that made a change never serves the old
+   * value once the change is acknowledged; every other consumer reads the log.
+   */
+  onCommit(listener: (changes: readonly CommittedChange[]) => void): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
   }
 
   private async append(

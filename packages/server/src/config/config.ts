@@ -50,6 +50,11 @@ export const configSchema = z
     resultDir: z.string().min(1).optional(),
     resultMaxBytes: int(1024 * 1024, Number.MAX_SAFE_INTEGER).default(1024 * 1024 * 1024),
     resultMinFreeBytes: int(0, Number.MAX_SAFE_INTEGER).default(512 * 1024 * 1024),
+    cacheMaxBytes: int(1024 * 1024, Number.MAX_SAFE_INTEGER).default(256 * 1024 * 1024),
+    readWaitMs: int(0, 60_000).default(5000),
+    warmupWarnSeconds: int(1, 86400).default(60),
+    stallSeconds: int(1, 3600).default(30),
+    faultDoorbellDrop: z.coerce.number().min(0).max(1).default(0),
     webDir: z
       .string()
       .min(1)
@@ -157,6 +162,31 @@ export const configSources: Record<keyof z.infer<typeof configSchema>, FieldSour
     env: 'CONCORD_RESULT_MIN_FREE_BYTES',
     flag: '--result-min-free-bytes',
     doc: 'The sweeper removes cached image results while free disk space is below this.',
+  },
+  cacheMaxBytes: {
+    env: 'CONCORD_CACHE_MAX_BYTES',
+    flag: '--cache-max-bytes',
+    doc: 'Size bound of the in-process cache (L1), in bytes of the cached values’ JSON.',
+  },
+  readWaitMs: {
+    env: 'CONCORD_READ_WAIT_MS',
+    flag: '--read-wait-ms',
+    doc: 'How long a read carrying X-Concord-Min-Position waits for this node to apply it before 503.',
+  },
+  warmupWarnSeconds: {
+    env: 'CONCORD_WARMUP_WARN_SECONDS',
+    flag: '--warmup-warn-seconds',
+    doc: 'A warm-up longer than this logs a warning and sets concord_warmup_slow.',
+  },
+  stallSeconds: {
+    env: 'CONCORD_STALL_SECONDS',
+    flag: '--stall-seconds',
+    doc: 'A cache consumer that has not advanced for this long while the log head moved makes the node unready.',
+  },
+  faultDoorbellDrop: {
+    env: 'CONCORD_FAULT_DOORBELL_DROP',
+    flag: '--fault-doorbell-drop',
+    doc: 'Fault injection for tests: share (0-1) of cluster doorbell notifications this node ignores.',
   },
   webDir: {
     env: 'CONCORD_WEB_DIR',

@@ -40,6 +40,8 @@ function toConcordError(err: FastifyError): ConcordError {
       return new ConcordError('INVALID_JSON', 'Malformed JSON body');
   }
   if (err instanceof SyntaxError) return new ConcordError('INVALID_JSON', 'Malformed JSON body');
+  if (isDatabaseUnavailable(err))
+    return new ConcordError('SERVICE_UNAVAILABLE', 'The database is unavailable; retry shortly', {}, 2);
   // The multipart parser (busboy) throws plain errors, without a status, on truncated bodies.
   if (
     err.statusCode === undefined &&
@@ -51,6 +53,33 @@ function toConcordError(err: FastifyError): ConcordError {
     return new ConcordError('BAD_REQUEST', `Malformed request: ${err.message}`);
   return new ConcordError('INTERNAL_SERVER_ERROR', 'Internal server error');
 }
+
+// Connection-level failures (refused, reset, the server shutting down, a pool timeout) as opposed
+// to errors of a query: the request may succeed once the database is back.
+const DB_UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+]);
+function isDatabaseUnavailable(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown };
+  if (typeof e.code === 'string' && (DB_UNAVAILABLE_CODES.has(e.code) || /^(08|57P)/.test(e.code)))
+    return true;
+  return (
+    typeof e.message === 'string' &&
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(
+      e.message,
+    )
+  );
+}
+
+/** Paths that serve workspace data: answered only by a ready node. */
+const DATA_PATH = /^\/(api|avatar|img|user_avatars)(\/|$)/;
+/** Paths under DATA_PATH that a warming or unready node still answers. */
+const ALWAYS_OPEN = new Set(['/api/v1/concord/status/stream']);
 
 /**
  * Errors Node's HTTP parser raises before Fastify sees a request (an unknown method, headers over
@@ -80,6 +109,24 @@ function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
 // RFC 2046 allows boundaries of 1 to 70 characters; busboy throws a status-less error without one
 // and its searcher fails past 256, both of which would otherwise surface as 500s.
 const BOUNDARY = /;\s*boundary=(?:"([^"]{1,70})"|([^\s;"]{1,70}))\s*(?:;|$)/i;
+
+function progressText(p: { loaded: Record<string, number>; total: Record<string, number> }): string {
+  const parts = Object.entries(p.loaded).map(([kind, n]) =>
+    p.total[kind] !== undefined ? `${n} of ${p.total[kind]} ${kind}` : `${n} ${kind}`,
+  );
+  return parts.length > 0 ? `: ${parts.join(', ')}` : '';
+}
+
+/** Whether `p` settles within `ms`. */
+async function waitFor(p: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Builds the Fastify app: parsers, routes, and the error edge. Does not listen. */
 export async function buildApp(app: AppContext): Promise<FastifyInstance> {
@@ -119,6 +166,48 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
         'BAD_REQUEST',
         'Invalid Content-Type: multipart/form-data needs a boundary of 1 to 70 characters',
       );
+  });
+  // Readiness gate: nothing reads workspace data before warm-up is done (incident 5), or while the
+  // node knows it is behind (its consumer stalled, the database away).
+  http.addHook('onRequest', async (req) => {
+    const path = req.url.split('?')[0]!;
+    if (!DATA_PATH.test(path) || ALWAYS_OPEN.has(path)) return;
+    if (!app.readiness.isReady) {
+      const s = app.readiness.status();
+      const why =
+        s.status === 'warming'
+          ? `Concord is starting up (${s.phase}${progressText(s.progress)}); retry shortly`
+          : `This node is not ready: ${s.reason ?? s.phase}; retry shortly`;
+      throw new ConcordError('SERVICE_UNAVAILABLE', why, { phase: s.phase }, 2);
+    }
+    // Read-your-writes: a request naming a log position waits (bounded) until this node applied it.
+    const wanted = req.headers['x-concord-min-position'];
+    if (wanted !== undefined) {
+      const seq = Number(wanted);
+      if (typeof wanted !== 'string' || !/^\d{1,15}$/.test(wanted))
+        throw new ConcordError(
+          'BAD_REQUEST',
+          'Invalid X-Concord-Min-Position header: expected a log position (an integer)',
+        );
+      if (app.cursor() < seq && !(await waitFor(app.waitForPosition(seq), app.config.readWaitMs)))
+        throw new ConcordError(
+          'SERVICE_UNAVAILABLE',
+          `This node has not yet applied log position ${seq} (it is at ${app.cursor()}); retry shortly`,
+          {},
+          1,
+        );
+    }
+  });
+  // Every answer names a log position: after a write, one at or after the write's own change (use
+  // it as X-Concord-Min-Position on any node to read the write); after a read, the position the
+  // node's data reflected at least.
+  http.addHook('onSend', async (req, reply) => {
+    if (!app.readiness.isReady || !DATA_PATH.test(req.url)) return;
+    const position =
+      req.method === 'GET' || req.method === 'HEAD'
+        ? app.cursor()
+        : Math.max(app.log.lastCommitted, app.cursor());
+    reply.header('X-Concord-Position', String(position));
   });
   http.setErrorHandler((err: FastifyError, req, reply) => {
     const error = toConcordError(err);

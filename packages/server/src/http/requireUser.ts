@@ -8,8 +8,7 @@ export function requireUser(app: AppContext) {
   return async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     try {
       req.user = await authenticateBasic(
-        app.store.db,
-        app.realmId,
+        app.reads,
         app.present.host,
         req.headers.authorization,
         req.ip,

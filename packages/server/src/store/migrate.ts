@@ -4,6 +4,7 @@ import type { Dialect } from './store.js';
 import * as initial from './migrations/001-initial.js';
 import * as eventQueues from './migrations/002-event-queues.js';
 import * as avatars from './migrations/003-avatars.js';
+import * as nodes from './migrations/006-nodes.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -11,6 +12,7 @@ const migrations: Record<string, DialectMigration> = {
   '001-initial': initial,
   '002-event-queues': eventQueues,
   '003-avatars': avatars,
+  '006-nodes': nodes,
 };
 
 /** The names of every migration, in the order they run. */

@@ -115,6 +115,15 @@ export interface AvatarTable {
   uploaded_at: number;
 }
 
+/** A node of the cluster and its last self-report (JSON), for the cluster status endpoint. */
+export interface NodeTable {
+  node_id: string;
+  url: string;
+  started_at: number;
+  updated_at: number;
+  report: string;
+}
+
 export interface Database {
   realms: RealmTable;
   users: UserTable;
@@ -126,6 +135,7 @@ export interface Database {
   consumer_cursors: ConsumerCursorTable;
   event_queues: EventQueueTable;
   avatars: AvatarTable;
+  concord_nodes: NodeTable;
 }
 
 export type UserRow = Selectable<UserTable>;

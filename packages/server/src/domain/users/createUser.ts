@@ -71,7 +71,12 @@ export async function createUser(
   ctx.record({
     kind: 'user.created',
     payload: { user: userSnapshot(user) },
-    cacheKeys: [cacheKey.user(user.id), cacheKey.usersOfRealm(ctx.realmId)],
+    cacheKeys: [
+      cacheKey.user(user.id),
+      cacheKey.usersOfRealm(ctx.realmId),
+      // A look-up of this address before it existed may be cached as "no such user".
+      ...(user.email_key ? [cacheKey.userByEmail(ctx.realmId, user.email_key)] : []),
+    ],
     audience: { scope: 'realm' },
   });
   return user;

@@ -8,7 +8,7 @@ import {
   loadAccessibleStream,
 } from '../../domain/streams/streamRecord.js';
 import { updateStream } from '../../domain/streams/updateStream.js';
-import { subscribersOf } from '../../domain/subscriptions/subscriptionQueries.js';
+
 import { fail } from '../../errors.js';
 import type { AppContext } from '../context.js';
 import { param, parseParams } from '../params.js';
@@ -93,8 +93,7 @@ export function streamRoutes(http: FastifyInstance, app: AppContext): void {
       const streamId = pathId(req.params, 'stream_id');
       const { ignored } = parseParams(req, {});
       const stream = await loadAccessibleStream(app.store.db, req.user, streamId);
-      const members = await subscribersOf(app.store.db, [stream.id]);
-      return success(reply, { subscribers: members.get(stream.id) ?? [] }, ignored);
+      return success(reply, { subscribers: [...(await app.reads.subscribers(stream.id))] }, ignored);
     },
   );
 }

@@ -1,10 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import { findUserByApiEmail } from '../../auth/authenticate.js';
+import { lookupUserByApiEmail } from '../../auth/authenticate.js';
 import { createUser } from '../../domain/users/createUser.js';
 import { deactivateUser } from '../../domain/users/deactivateUser.js';
 import { reactivateUser } from '../../domain/users/reactivateUser.js';
 import { updateUser } from '../../domain/users/updateUser.js';
-import { getUser, listUsers } from '../../domain/users/userQueries.js';
 import { fail } from '../../errors.js';
 import type { AppContext } from '../context.js';
 import { param, parseParams } from '../params.js';
@@ -22,7 +21,9 @@ export function userRoutes(http: FastifyInstance, app: AppContext): void {
 
   http.get('/api/v1/users', auth, async (req, reply) => {
     const { params, ignored } = parseParams(req, { ...common, user_ids: param.intList().optional() });
-    const users = await listUsers(app.store.db, app.realmId, params.user_ids);
+    const all = await app.reads.users();
+    const wanted = params.user_ids ? new Set(params.user_ids) : null;
+    const users = wanted ? all.filter((u) => wanted.has(u.id)) : all;
     return success(reply, { members: users.map((u) => presentUser(app.present, u)) }, ignored);
   });
 
@@ -35,8 +36,8 @@ export function userRoutes(http: FastifyInstance, app: AppContext): void {
     const { ignored } = parseParams(req, common);
     const who = req.params.who;
     const user = /^\d+$/.test(who)
-      ? await getUser(app.store.db, app.realmId, pathId({ user_id: who }, 'user_id'))
-      : await findUserByApiEmail(app.store.db, app.realmId, who, app.present.host);
+      ? await app.reads.user(pathId({ user_id: who }, 'user_id'))
+      : await lookupUserByApiEmail(app.reads, who, app.present.host);
     if (!user) throw fail.noSuchUser(`${/^\d+$/.test(who) ? 'user_id' : 'email'} '${who}'`);
     return success(reply, { user: presentUser(app.present, user) }, ignored);
   });

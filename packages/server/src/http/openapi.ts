@@ -15,6 +15,32 @@ export function concordOpenApi(serverUrl: string) {
       code: { type: 'string', description: 'Stable error code (Zulip codes where the API is Zulip’s).' },
     },
   };
+  const readinessShape = {
+    type: 'object',
+    required: ['status', 'phase', 'node', 'mode', 'progress', 'elapsedMs', 'phases', 'reason'],
+    properties: {
+      status: { enum: ['warming', 'ready', 'unready', 'failed'] },
+      phase: { enum: ['starting', 'migrating', 'loading', 'catching-up', 'ready', 'unready', 'failed'] },
+      node: { type: 'string' },
+      mode: { enum: ['embedded', 'cluster'] },
+      progress: {
+        type: 'object',
+        properties: {
+          loaded: { type: 'object', additionalProperties: { type: 'integer' } },
+          total: { type: 'object', additionalProperties: { type: 'integer' } },
+        },
+      },
+      cursor: { type: ['integer', 'null'], description: 'Last change-log seq the node’s cache applied.' },
+      head: { type: ['integer', 'null'], description: 'Newest change-log seq the node has seen.' },
+      elapsedMs: { type: 'integer' },
+      phases: {
+        type: 'object',
+        additionalProperties: { type: 'integer' },
+        description: 'Milliseconds per finished phase.',
+      },
+      reason: { type: ['string', 'null'] },
+    },
+  };
   return {
     openapi: '3.1.0',
     info: {
@@ -25,7 +51,7 @@ export function concordOpenApi(serverUrl: string) {
         'subscriptions; see Zulip’s API documentation for those. This document covers what Concord adds.',
     },
     servers: [{ url: serverUrl }],
-    components: { schemas: { Error: errorShape } },
+    components: { schemas: { Error: errorShape, Readiness: readinessShape } },
     paths: {
       '/livez': {
         get: {
@@ -78,20 +104,79 @@ export function concordOpenApi(serverUrl: string) {
       },
       '/readyz': {
         get: {
-          summary: 'Readiness: 200 once the node serves data.',
+          summary: 'Readiness: 200 once the node serves data, 503 with progress before (and while unready).',
+          description:
+            'Warm-up phases: migrating, loading (caches loaded at one log position; `progress` counts ' +
+            'rows), catching-up (from that position to the head; `cursor`/`head`), then ready. After ' +
+            'warm-up a node is `unready` (503, `reason`) while its cache consumer is stalled behind a ' +
+            'moving head or the database does not answer. 503 answers carry `Retry-After`.',
           responses: {
             '200': {
               description: 'Ready',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Readiness' } } },
+            },
+            '503': {
+              description: 'Warming up, unready or failed',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Readiness' } } },
+            },
+          },
+        },
+      },
+      '/api/v1/concord/status/stream': {
+        get: {
+          summary: 'Server-Sent Events: this node’s readiness now and at every change.',
+          description:
+            'No authentication (it tells nothing of the workspace). Each message is `event: status` with ' +
+            'a Readiness object as `data`: progress while warming up (at most every 100 ms), then the ' +
+            'moment the node becomes ready; later, unready/ready transitions. Open while the node warms ' +
+            'up, when every data endpoint answers 503.',
+          responses: {
+            '200': {
+              description: 'The stream',
+              content: { 'text/event-stream': { schema: { type: 'string' } } },
+            },
+          },
+        },
+      },
+      '/api/v1/concord/cluster': {
+        get: {
+          summary: 'Every node of the cluster with its readiness, cursor, lag and cache statistics.',
+          description:
+            'HTTP Basic auth. Nodes report every 2 s; `alive` is false after three missed reports. ' +
+            '`lag` is the log head minus the node’s cache cursor.',
+          responses: {
+            '200': {
+              description: 'The nodes',
               content: {
                 'application/json': {
                   schema: {
                     type: 'object',
-                    required: ['status', 'node', 'mode', 'head'],
+                    required: ['result', 'msg', 'head', 'node', 'nodes'],
                     properties: {
-                      status: { const: 'ready' },
-                      node: { type: 'string' },
-                      mode: { enum: ['embedded', 'cluster'] },
-                      head: { type: 'integer', description: 'Newest committed change-log seq.' },
+                      result: { const: 'success' },
+                      msg: { type: 'string' },
+                      head: { type: 'integer' },
+                      node: { type: 'string', description: 'The node that answered.' },
+                      nodes: {
+                        type: 'array',
+                        items: {
+                          type: 'object',
+                          properties: {
+                            node: { type: 'string' },
+                            url: { type: 'string' },
+                            alive: { type: 'boolean' },
+                            status: { type: 'string' },
+                            phase: { type: 'string' },
+                            reason: { type: ['string', 'null'] },
+                            cursor: { type: ['integer', 'null'] },
+                            head: { type: ['integer', 'null'] },
+                            lag: { type: ['integer', 'null'] },
+                            started_at: { type: 'integer' },
+                            updated_at: { type: 'integer' },
+                            cache: { type: 'object' },
+                          },
+                        },
+                      },
                     },
                   },
                 },

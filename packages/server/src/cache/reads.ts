@@ -86,7 +86,12 @@ export class CachedReads {
   }
 }
 
-async function loadUser(db: Kysely<Database>, realmId: number, id: number): Promise<Loaded<UserRow | null>> {
+/** Reads one user and the log head in one statement (the loader behind {@link CachedReads.user}). */
+export async function loadUser(
+  db: Kysely<Database>,
+  realmId: number,
+  id: number,
+): Promise<Loaded<UserRow | null>> {
   const row = await db
     .selectFrom('users')
     .selectAll()

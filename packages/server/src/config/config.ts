@@ -47,6 +47,8 @@ export const configSchema = z
       .string()
       .regex(/^[^,]{32,}(,[^,]{32,})*$/, 'must be comma-separated keys of at least 32 characters each')
       .optional(),
+    avatarMaxBytes: int(1024, 1024 * 1024 * 1024).default(1024 * 1024),
+    imageMaxPixels: int(1, 1_000_000_000).default(25_000_000),
     resultDir: z.string().min(1).optional(),
     resultMaxBytes: int(1024 * 1024, Number.MAX_SAFE_INTEGER).default(1024 * 1024 * 1024),
     resultMinFreeBytes: int(0, Number.MAX_SAFE_INTEGER).default(512 * 1024 * 1024),
@@ -147,6 +149,16 @@ export const configSources: Record<keyof z.infer<typeof configSchema>, FieldSour
     env: 'CONCORD_IMAGE_KEYS',
     flag: '--image-keys',
     doc: 'Comma-separated HMAC keys (32+ characters) for signed image transform URLs; all are accepted, so keys can be rotated.',
+  },
+  avatarMaxBytes: {
+    env: 'CONCORD_AVATAR_MAX_BYTES',
+    flag: '--avatar-max-bytes',
+    doc: 'Largest accepted avatar upload, in bytes (larger uploads get 413 naming the limit).',
+  },
+  imageMaxPixels: {
+    env: 'CONCORD_IMAGE_MAX_PIXELS',
+    flag: '--image-max-pixels',
+    doc: 'Largest pixel count (width × height) of an uploaded or transformed image; a decompression bomb is refused before decoding.',
   },
   resultDir: {
     env: 'CONCORD_RESULT_DIR',

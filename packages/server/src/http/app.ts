@@ -19,11 +19,15 @@ import { userRoutes } from './routes/users.js';
 import { webRoutes } from './routes/web.js';
 
 /** Maps what Fastify and its parsers throw to the catalogue, so that every error has Zulip's shape. */
-function toConcordError(err: FastifyError): ConcordError {
+function toConcordError(err: FastifyError, fileMaxBytes: number): ConcordError {
   if (err instanceof ConcordError) return err;
   switch (err.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
     case 'FST_REQ_FILE_TOO_LARGE':
+      return new ConcordError(
+        'PAYLOAD_TOO_LARGE',
+        `The uploaded file is larger than the ${fileMaxBytes} bytes allowed`,
+      );
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
     case 'FST_FILES_LIMIT':
     case 'FST_FIELDS_LIMIT':
     case 'FST_PARTS_LIMIT':
@@ -154,7 +158,7 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
   await http.register(formbody);
   await http.register(multipart, {
     attachFieldsToBody: 'keyValues',
-    limits: { fields: 200, fieldSize: 256 * 1024, files: 1, fileSize: 1024 * 1024, parts: 250 },
+    limits: { fields: 200, fieldSize: 256 * 1024, files: 1, fileSize: app.config.avatarMaxBytes, parts: 250 },
   });
   // Some clients send text/plain or an empty type on bodiless requests; treat them as empty.
   http.addContentTypeParser('text/plain', { parseAs: 'string' }, (_req, _body, done) => done(null, {}));
@@ -210,7 +214,7 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
     reply.header('X-Concord-Position', String(position));
   });
   http.setErrorHandler((err: FastifyError, req, reply) => {
-    const error = toConcordError(err);
+    const error = toConcordError(err, app.config.avatarMaxBytes);
     if (error.status >= 500) req.log.error({ err }, 'request failed');
     return sendError(reply, error);
   });

@@ -209,8 +209,10 @@ export function concordOpenApi(serverUrl: string) {
         post: {
           summary: 'Set a user’s avatar (administrators; anyone may use `/users/me/avatar` as in Zulip).',
           description:
-            'Multipart with exactly one file: JPEG, PNG, WebP, GIF or AVIF, at most 1 MiB and 25 000 000 ' +
-            'pixels. EXIF orientation is applied, metadata stripped, the image centre-cropped to a square. ' +
+            'Multipart with exactly one file: JPEG, PNG, WebP, GIF or AVIF, at most CONCORD_AVATAR_MAX_BYTES ' +
+            '(default 1 MiB) and CONCORD_IMAGE_MAX_PIXELS pixels (default 25 000 000); the error message ' +
+            'names the configured limit. EXIF orientation is applied, metadata stripped, the image ' +
+            'centre-cropped to a square. ' +
             'The user’s `avatar_version` moves on and clients get a `realm_user` update event.',
           security: [{ basicAuth: [] }],
           requestBody: {
@@ -238,7 +240,7 @@ export function concordOpenApi(serverUrl: string) {
               content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
             },
             '413': {
-              description: 'File larger than the limit',
+              description: 'File larger than CONCORD_AVATAR_MAX_BYTES',
               content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
             },
           },
@@ -275,7 +277,9 @@ export function concordOpenApi(serverUrl: string) {
             '200': { description: 'The image' },
             '304': { description: 'Not modified' },
             '400': {
-              description: 'Operation outside the bounded sets',
+              description:
+                'Operation outside the bounded sets, or a stored source over CONCORD_IMAGE_MAX_PIXELS ' +
+                '(possible after the limit was lowered)',
               content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
             },
             '403': {
@@ -305,6 +309,12 @@ export function concordOpenApi(serverUrl: string) {
             '200': { description: 'The image' },
             '302': { description: 'Not the current version: redirect to it' },
             '304': { description: 'Not modified' },
+            '400': {
+              description:
+                'A size outside the set, or an uploaded avatar over CONCORD_IMAGE_MAX_PIXELS (possible ' +
+                'after the limit was lowered)',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+            },
           },
         },
       },

@@ -38,7 +38,7 @@ describe('signed transform URLs', () => {
   const get = (path: string, headers: Record<string, string> = {}) => fetch(`${t.url}${path}`, { headers });
 
   it('serves a transform signed with any configured key: byte-identical to a fresh one, immutable, ETag/304', async () => {
-    const expected = await transform(source, ops);
+    const expected = await transform(source, ops, 25_000_000);
     for (const key of [NEW_KEY, OLD_KEY]) {
       const res = await get(signedPath(key, ops));
       expect(res.status).toBe(200);

@@ -23,8 +23,10 @@ function uploadedFile(req: FastifyRequest): Buffer {
  */
 export function avatarUploadRoutes(http: FastifyInstance, app: AppContext): void {
   const auth = { preHandler: requireUser(app) };
+  // The multipart parser enforces maxBytes too (app.ts), before the file is buffered whole.
+  const limits = { maxBytes: app.config.avatarMaxBytes, maxPixels: app.config.imageMaxPixels };
   const upload = async (req: FastifyRequest, userId: number) => {
-    const checked = await checkAvatar(uploadedFile(req));
+    const checked = await checkAvatar(uploadedFile(req), limits);
     const { value } = await app.log.run(app.realmId, (ctx) => setAvatar(ctx, req.user, userId, checked));
     return avatarUrl(app.present, { id: userId, avatar_version: value });
   };

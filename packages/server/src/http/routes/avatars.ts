@@ -6,6 +6,7 @@ import { getUser } from '../../domain/users/userQueries.js';
 import { fail } from '../../errors.js';
 import { renderAvatar } from '../../images/avatarImage.js';
 import { ResultStore, resultKey } from '../../images/resultStore.js';
+import { refusedOverLimit } from '../../images/transform.js';
 import { avatarSizes, defaultAvatarSize, defaultAvatarSvg } from '../../images/defaultAvatar.js';
 import type { AppContext } from '../context.js';
 import { avatarUrl } from '../presenters/user.js';
@@ -75,7 +76,10 @@ export function avatarRoutes(http: FastifyInstance, app: AppContext): void {
         const key = resultKey(uploaded.sha256, `avatar/square/${s}/png`, ENCODER);
         const { body } = await results.get(key, () => {
           app.metrics.imageTransforms.inc();
-          return renderAvatar(Buffer.from(uploaded.content), s);
+          const max = app.config.imageMaxPixels;
+          return renderAvatar(Buffer.from(uploaded.content), s, max).catch((err: unknown) => {
+            throw refusedOverLimit(err, max);
+          });
         });
         return reply.type('image/png').header('x-content-type-options', 'nosniff').send(body);
       }

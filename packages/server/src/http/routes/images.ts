@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { ConcordError, fail } from '../../errors.js';
 import type { ResultStore } from '../../images/resultStore.js';
 import { resultKey } from '../../images/resultStore.js';
-import { transform, transformEncoder } from '../../images/transform.js';
+import { refusedOverLimit, transform, transformEncoder } from '../../images/transform.js';
 import { parseOps, verify } from '../../images/transformUrl.js';
 import type { AppContext } from '../context.js';
 
@@ -32,7 +32,10 @@ export function imageRoutes(http: FastifyInstance, app: AppContext, results: Res
     const key = resultKey(ops.source, canonical, transformEncoder);
     const { body, etag } = await results.get(key, () => {
       app.metrics.imageTransforms.inc();
-      return transform(Buffer.from(source.content), ops);
+      const max = app.config.imageMaxPixels;
+      return transform(Buffer.from(source.content), ops, max).catch((err: unknown) => {
+        throw refusedOverLimit(err, max);
+      });
     });
     reply.header('cache-control', IMMUTABLE).header('etag', etag);
     if (req.headers['if-none-match'] === etag) return reply.code(304).send();

@@ -182,7 +182,7 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
         s.status === 'warming'
           ? `Concord is starting up (${s.phase}${progressText(s.progress)}); retry shortly`
           : `This node is not ready: ${s.reason ?? s.phase}; retry shortly`;
-      throw new ConcordError('SERVICE_UNAVAILABLE', why, { phase: s.phase }, 2);
+      throw new ConcordError('SERVICE_UNAVAILABLE', why, {}, 2);
     }
     // Read-your-writes: a request naming a log position waits (bounded) until this node applied it.
     const wanted = req.headers['x-concord-min-position'];

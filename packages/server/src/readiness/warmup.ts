@@ -6,6 +6,12 @@ import type { Readiness } from './readiness.js';
 const PAGE = 10_000;
 
 /**
+ * Lets the event loop run between pages: on SQLite every read is synchronous, and without this the
+ * node could not answer /readyz or the status stream while it loads.
+ */
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
  * Loads what the hot reads need into L1, all read in one database snapshot at one log position,
  * and returns that position: the node's cache consumer continues from it. Pages by primary key so
  * progress can be reported and memory stays flat while reading.
@@ -54,6 +60,7 @@ export async function warmCache(
         if (user.email_key) cache.fillL1(cacheKey.userByEmail(realmId, user.email_key), user.id, seq, 16);
       }
       readiness.progress('users', users.length, totalUsers);
+      await yieldToLoop();
       if (page.length < PAGE) break;
       after = page[page.length - 1]!.id;
     }
@@ -79,6 +86,7 @@ export async function warmCache(
       }
       loaded += page.length;
       readiness.progress('subscriptions', loaded, totalSubs);
+      await yieldToLoop();
       if (page.length < PAGE * 5) break;
       after = page[page.length - 1]!.id;
     }

@@ -26,6 +26,10 @@ import { Readiness } from './readiness/readiness.js';
 import { watchTail } from './readiness/stallWatch.js';
 import { warmCache } from './readiness/warmup.js';
 import type { Store } from './store/store.js';
+import type { JobHandler } from './jobs/job.js';
+import { NOOP_JOB, noopJob } from './jobs/runner/noop.js';
+import { runnerOptions } from './jobs/runner/options.js';
+import { JobRunner } from './jobs/runner/runner.js';
 
 /** A running Concord node. */
 export interface Concord {
@@ -40,6 +44,8 @@ export interface Concord {
   readiness: Readiness;
   /** Resolves when the node serves data requests; rejects if warm-up failed. */
   ready: Promise<void>;
+  /** The node's job runner (after warm-up). */
+  readonly jobs: JobRunner;
   close(): Promise<void>;
 }
 
@@ -86,6 +92,8 @@ export interface StartOptions {
   waitReady?: boolean;
   /** Called once the HTTP port is open, before warm-up. */
   onListening?(url: string): void;
+  /** Job handlers by kind, registered before the runner starts claiming. */
+  jobHandlers?: Record<string, JobHandler<never>>;
 }
 
 /**
@@ -126,6 +134,7 @@ export async function startConcord(config: Config, opts: StartOptions = {}): Pro
   // (what holds requests open: long-polls, timers), `last` after it (consumers, connections).
   const first: (() => Promise<void> | void)[] = [];
   const stops: (() => Promise<void> | void)[] = [];
+  let jobs: JobRunner | undefined;
   const warmUp = async () => {
     readiness.enter('migrating');
     const { store, doorbell, log, realmId } = await openConcord(config, logger, config.faultDoorbellDrop);
@@ -241,6 +250,11 @@ export async function startConcord(config: Config, opts: StartOptions = {}): Pro
       logger,
     });
     first.push(stopWatch);
+    jobs = new JobRunner({ log, realmId, options: runnerOptions(config), metrics: metrics.jobs, logger });
+    jobs.register(NOOP_JOB, noopJob);
+    for (const [kind, handler] of Object.entries(opts.jobHandlers ?? {})) jobs.register(kind, handler);
+    jobs.start();
+    first.push(() => jobs!.stop());
     readiness.ready();
     return { store, log, realmId };
   };
@@ -278,6 +292,10 @@ export async function startConcord(config: Config, opts: StartOptions = {}): Pro
     url,
     readiness,
     ready: warming.then(() => undefined),
+    get jobs() {
+      if (!jobs) throw new Error('the job runner starts with warm-up');
+      return jobs;
+    },
     close,
   };
   if (opts.waitReady === false) return node;

@@ -1,3 +1,5 @@
+import type { JobStatus } from '../jobs/runner/status.js';
+
 /**
  * What the change log records. Each entry says what changed (enough for any consumer to act on
  * it without reading other rows), which cache keys it touches, and who may see it.
@@ -82,6 +84,8 @@ export interface ChangePayloads {
     stream: StreamSnapshot;
     subscriberIds: number[];
   };
+  /** A job's state, progress or counts changed; `job` is its status derived at commit. */
+  'job.updated': { job: JobStatus };
 }
 
 export type ChangeKind = keyof ChangePayloads;
@@ -93,7 +97,9 @@ export type ChangeKind = keyof ChangePayloads;
 export type Audience =
   | { scope: 'realm' }
   | { scope: 'stream'; streamId: number; inviteOnly: boolean }
-  | { scope: 'users'; userIds: number[] };
+  | { scope: 'users'; userIds: number[] }
+  /** The realm's administrators and owners (job status). */
+  | { scope: 'administrators' };
 
 /** A change as a command records it, before it has a `seq`. */
 export interface ChangeInput<K extends ChangeKind = ChangeKind> {

@@ -57,6 +57,15 @@ export const configSchema = z
     warmupWarnSeconds: int(1, 86400).default(60),
     stallSeconds: int(1, 3600).default(30),
     faultDoorbellDrop: z.coerce.number().min(0).max(1).default(0),
+    jobLeaseSeconds: z.coerce.number().min(0.05).max(3600).default(30),
+    jobReaperSeconds: z.coerce.number().min(0.02).max(3600).default(10),
+    jobConcurrency: int(0, 256).default(4),
+    jobMaxAttempts: int(1, 100).default(5),
+    jobDeadlineSeconds: z.coerce
+      .number()
+      .min(0.1)
+      .max(7 * 86400)
+      .default(3600),
     webDir: z
       .string()
       .min(1)
@@ -199,6 +208,31 @@ export const configSources: Record<keyof z.infer<typeof configSchema>, FieldSour
     env: 'CONCORD_FAULT_DOORBELL_DROP',
     flag: '--fault-doorbell-drop',
     doc: 'Fault injection for tests: share (0-1) of cluster doorbell notifications this node ignores.',
+  },
+  jobLeaseSeconds: {
+    env: 'CONCORD_JOB_LEASE_SECONDS',
+    flag: '--job-lease-seconds',
+    doc: 'Lease of a job attempt; heartbeats renew it. A worker that dies is noticed within lease + reaper interval.',
+  },
+  jobReaperSeconds: {
+    env: 'CONCORD_JOB_REAPER_SECONDS',
+    flag: '--job-reaper-seconds',
+    doc: 'How often the reaper returns jobs with expired leases to the queue (or fails them).',
+  },
+  jobConcurrency: {
+    env: 'CONCORD_JOB_CONCURRENCY',
+    flag: '--job-concurrency',
+    doc: 'Job attempts this node runs at once (0: this node runs no jobs, but still reaps).',
+  },
+  jobMaxAttempts: {
+    env: 'CONCORD_JOB_MAX_ATTEMPTS',
+    flag: '--job-max-attempts',
+    doc: 'Attempts a job gets before it fails (retries back off exponentially from one lease).',
+  },
+  jobDeadlineSeconds: {
+    env: 'CONCORD_JOB_DEADLINE_SECONDS',
+    flag: '--job-deadline-seconds',
+    doc: 'Hard bound on one job attempt; past it the attempt is aborted and loses its lease.',
   },
   webDir: {
     env: 'CONCORD_WEB_DIR',

@@ -50,7 +50,53 @@ export function createMetrics() {
       help: 'Cached image results that failed their length/checksum check on read (deleted, regenerated).',
       registers: [registry],
     }),
+    jobs: createJobMetrics(registry),
   };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** The job runner's metrics (jobs/runner/): state census, lease health and the lease invariant. */
+export function createJobMetrics(registry: Registry) {
+  return {
+    byState: new Gauge({
+      name: 'concord_jobs',
+      help: 'Jobs by state (queued, running, retrying, succeeded, failed, canceled).',
+      labelNames: ['state'],
+      registers: [registry],
+    }),
+    oldestRunning: new Gauge({
+      name: 'concord_jobs_oldest_running_seconds',
+      help: 'Age of the oldest running attempt.',
+      registers: [registry],
+    }),
+    unclaimed: new Gauge({
+      name: 'concord_jobs_unclaimed',
+      help: 'Due jobs that no runner claimed within the bound (reported, not silently queued).',
+      registers: [registry],
+    }),
+    leaseExpiries: new Counter({
+      name: 'concord_job_lease_expiries_total',
+      help: 'Attempts whose lease expired (worker lost, paused or past its deadline).',
+      registers: [registry],
+    }),
+    rescues: new Counter({
+      name: 'concord_job_rescues_total',
+      help: 'Jobs the reaper moved on after an expired lease, by where they went.',
+      labelNames: ['to'],
+      registers: [registry],
+    }),
+    fencedOff: new Counter({
+      name: 'concord_job_fenced_writes_total',
+      help: 'Writes and transitions rejected because the attempt no longer held its lease.',
+      registers: [registry],
+    }),
+    leaseInvariantViolations: new Gauge({
+      name: 'concord_job_lease_invariant_violations',
+      help: 'Jobs holding a lease expired for longer than lease + reaper interval (must be 0).',
+      registers: [registry],
+    }),
+  };
+}
+
+export type JobMetrics = ReturnType<typeof createJobMetrics>;

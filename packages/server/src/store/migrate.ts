@@ -4,6 +4,7 @@ import type { Dialect } from './store.js';
 import * as initial from './migrations/001-initial.js';
 import * as eventQueues from './migrations/002-event-queues.js';
 import * as avatars from './migrations/003-avatars.js';
+import * as jobs from './migrations/004-jobs.js';
 import * as nodes from './migrations/006-nodes.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
@@ -12,6 +13,7 @@ const migrations: Record<string, DialectMigration> = {
   '001-initial': initial,
   '002-event-queues': eventQueues,
   '003-avatars': avatars,
+  '004-jobs': jobs,
   '006-nodes': nodes,
 };
 

@@ -124,6 +124,62 @@ export interface NodeTable {
   report: string;
 }
 
+/** A background job (migration 004-jobs): the one row its runner, workers and reaper agree on. */
+export interface JobTable {
+  id: Generated<number>;
+  realm_id: number;
+  kind: string;
+  /** JSON: what the handler gets as `run.payload`. */
+  payload: string;
+  /** queued | running | retrying | succeeded | failed | canceled (jobs/job.ts JobState). */
+  state: string;
+  /** Incremented by every claim; part of the fence. */
+  attempt: number;
+  max_attempts: number;
+  /** The current attempt's fencing token (null when no attempt holds the job). */
+  lease_token: string | null;
+  lease_expires_at: number | null;
+  /** When the current (or last) attempt was claimed. */
+  claimed_at: number | null;
+  /** Not claimable before this time (backoff after a failed or expired attempt). */
+  run_after: number;
+  /** The hard bound on one attempt, and its absolute end for the current attempt. */
+  deadline_ms: number;
+  deadline_at: number | null;
+  cancel_requested: number;
+  progress_done: number;
+  progress_total: number | null;
+  /** JSON: JobCounts. */
+  counts: string;
+  error: string | null;
+  /** Why the job is retrying (the last attempt's failure or expiry). */
+  retry_reason: string | null;
+  /** At most one active (queued, running, retrying) job per key and realm. */
+  singleton_key: string | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  updated_at: number;
+}
+
+/** One attempt of a job, for its history. */
+export interface JobRunTable {
+  id: Generated<number>;
+  job_id: number;
+  attempt: number;
+  /** Which runner (node id) claimed it. */
+  worker: string;
+  /** running | succeeded | failed | expired | canceled | released */
+  outcome: string;
+  error: string | null;
+  /** JSON: RowError[]. */
+  row_errors: string;
+  /** JSON: JobCounts at the end of the attempt. */
+  counts: string;
+  started_at: number;
+  finished_at: number | null;
+}
+
 export interface Database {
   realms: RealmTable;
   users: UserTable;
@@ -135,6 +191,8 @@ export interface Database {
   consumer_cursors: ConsumerCursorTable;
   event_queues: EventQueueTable;
   avatars: AvatarTable;
+  jobs: JobTable;
+  job_runs: JobRunTable;
   concord_nodes: NodeTable;
 }
 
@@ -144,3 +202,5 @@ export type StreamRow = Selectable<StreamTable>;
 export type SubscriptionRow = Selectable<SubscriptionTable>;
 export type ChangeRow = Selectable<ChangeTable>;
 export type RealmRow = Selectable<RealmTable>;
+export type JobRow = Selectable<JobTable>;
+export type JobRunRow = Selectable<JobRunTable>;

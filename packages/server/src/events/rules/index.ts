@@ -1,5 +1,6 @@
 import type { Change, ChangeKind } from '../../changelog/change.js';
 import type { Rule, RuleContext, RuleResult } from './rule.js';
+import { none } from './rule.js';
 import { streamArchived, streamCreated, streamUpdated } from './streams.js';
 import { subscriptionAdded, subscriptionRemoved } from './subscriptions.js';
 import {
@@ -24,9 +25,11 @@ const rules: { [K in ChangeKind]: Rule<K> } = {
   'stream.archived': streamArchived,
   'subscription.added': subscriptionAdded,
   'subscription.removed': subscriptionRemoved,
+  // Job status has no Zulip event yet; a kind this node does not know (a newer node's) yields none.
+  'job.updated': () => none,
 };
 
 /** The events `change` yields for the recipient of `ctx` (whose view it updates). */
 export function eventsFor(change: Change, ctx: RuleContext): RuleResult {
-  return (rules[change.kind] as Rule<ChangeKind>)(change as never, ctx);
+  return ((rules[change.kind] as Rule<ChangeKind> | undefined) ?? (() => none))(change as never, ctx);
 }

@@ -1,0 +1,65 @@
+/** How a runner leases, retries and reports; built from the config (`CONCORD_JOB_*`) by {@link runnerOptions}. */
+export interface RunnerOptions {
+  /** This runner's name in `job_runs.worker` and in logs (the node id). */
+  workerId: string;
+  /** A claim's lease; a heartbeat every third of it renews it. */
+  leaseMs: number;
+  /** How often the reaper looks for expired leases. */
+  reaperMs: number;
+  /** Attempts this runner runs at once. */
+  concurrency: number;
+  /** Attempts a job gets unless its enqueue says otherwise. */
+  maxAttempts: number;
+  /** The hard bound on one attempt unless its enqueue says otherwise. */
+  deadlineMs: number;
+  /** The first retry's delay; each further retry doubles it, up to {@link maxBackoffMs}. */
+  backoffMs: number;
+  maxBackoffMs: number;
+  /** A due job that no runner claimed for this long is reported as unclaimed. */
+  unclaimedAfterMs: number;
+  /** How often an idle runner looks for due jobs even without a doorbell. */
+  pollMs: number;
+  /** The clock every lease decision uses (tests drive their own). */
+  clock: () => number;
+}
+
+/** The job keys of the config, in seconds as operators write them. */
+export interface JobConfig {
+  nodeId: string;
+  jobLeaseSeconds: number;
+  jobReaperSeconds: number;
+  jobConcurrency: number;
+  jobMaxAttempts: number;
+  jobDeadlineSeconds: number;
+}
+
+/**
+ * Runner options from the config. The backoff starts at one lease: a job whose worker died is not
+ * hammered by the next worker before an operator could notice, yet retries within seconds.
+ */
+export function runnerOptions(config: JobConfig, overrides: Partial<RunnerOptions> = {}): RunnerOptions {
+  const leaseMs = Math.round(config.jobLeaseSeconds * 1000);
+  const reaperMs = Math.round(config.jobReaperSeconds * 1000);
+  return {
+    workerId: config.nodeId,
+    leaseMs,
+    reaperMs,
+    concurrency: config.jobConcurrency,
+    maxAttempts: config.jobMaxAttempts,
+    deadlineMs: Math.round(config.jobDeadlineSeconds * 1000),
+    backoffMs: leaseMs,
+    maxBackoffMs: 10 * 60_000,
+    unclaimedAfterMs: Math.max(60_000, 4 * (leaseMs + reaperMs)),
+    pollMs: Math.min(1000, reaperMs),
+    clock: Date.now,
+    ...overrides,
+  };
+}
+
+/** The delay before retry number `attempt` (1 = after the first attempt). */
+export function backoffDelay(
+  opts: Pick<RunnerOptions, 'backoffMs' | 'maxBackoffMs'>,
+  attempt: number,
+): number {
+  return Math.min(opts.maxBackoffMs, opts.backoffMs * 2 ** Math.max(0, attempt - 1));
+}

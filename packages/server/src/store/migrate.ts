@@ -5,6 +5,7 @@ import * as initial from './migrations/001-initial.js';
 import * as eventQueues from './migrations/002-event-queues.js';
 import * as avatars from './migrations/003-avatars.js';
 import * as jobs from './migrations/004-jobs.js';
+import * as directory from './migrations/005-directory.js';
 import * as nodes from './migrations/006-nodes.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
@@ -14,6 +15,7 @@ const migrations: Record<string, DialectMigration> = {
   '002-event-queues': eventQueues,
   '003-avatars': avatars,
   '004-jobs': jobs,
+  '005-directory': directory,
   '006-nodes': nodes,
 };
 

@@ -115,6 +115,36 @@ export interface AvatarTable {
   uploaded_at: number;
 }
 
+/** A directory source (migration 005-directory): a connector, its settings and a schedule. */
+export interface DirectorySourceTable {
+  id: Generated<number>;
+  realm_id: number;
+  name: string;
+  /** 'ldap' | 'csv' */
+  connector: string;
+  /** JSON: the connector's settings (jobs/directory/settings.ts). */
+  settings: string;
+  /** Seconds between scheduled syncs; null for "sync now" only. */
+  schedule: number | null;
+  /** 0/1: deactivate linked users the source no longer lists. */
+  deactivate_missing: number;
+  created_at: number;
+}
+
+/** Which Concord user an external id of a source is. */
+export interface DirectoryLinkTable {
+  source_id: number;
+  external_id: string;
+  user_id: number;
+}
+
+/** Which channel a group of a source maps to. */
+export interface DirectoryGroupTable {
+  source_id: number;
+  name: string;
+  stream_id: number;
+}
+
 /** A node of the cluster and its last self-report (JSON), for the cluster status endpoint. */
 export interface NodeTable {
   node_id: string;
@@ -194,6 +224,9 @@ export interface Database {
   jobs: JobTable;
   job_runs: JobRunTable;
   concord_nodes: NodeTable;
+  directory_sources: DirectorySourceTable;
+  directory_links: DirectoryLinkTable;
+  directory_groups: DirectoryGroupTable;
 }
 
 export type UserRow = Selectable<UserTable>;
@@ -204,3 +237,4 @@ export type ChangeRow = Selectable<ChangeTable>;
 export type RealmRow = Selectable<RealmTable>;
 export type JobRow = Selectable<JobTable>;
 export type JobRunRow = Selectable<JobRunTable>;
+export type DirectorySourceRow = Selectable<DirectorySourceTable>;

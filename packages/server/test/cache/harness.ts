@@ -55,7 +55,7 @@ export async function cacheWorld(backend: Backend): Promise<CacheWorld> {
     ...(db.databaseUrl ? { DATABASE_URL: db.databaseUrl } : {}),
   });
   const { store, log, realmId, doorbell } = await openConcord(config, logger);
-  const add = async (name: string, role = Role.MEMBER) =>
+  const add = async (name: string, role: number = Role.MEMBER) =>
     (
       await log.run(realmId, (ctx) =>
         createUser(

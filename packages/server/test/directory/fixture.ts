@@ -78,7 +78,13 @@ export interface SyncOutcome {
 export async function syncOnce(
   core: DirectoryCore,
   payload: DirectorySyncPayload,
-  opts: { signal?: AbortSignal; pageSize?: number; onCommit?: (n: number) => Promise<void> } = {},
+  opts: {
+    signal?: AbortSignal;
+    pageSize?: number;
+    onCommit?: (n: number) => Promise<void>;
+    /** The n-th fenced command throws after all its writes (so its transaction rolls back). */
+    failCommand?: number;
+  } = {},
 ): Promise<SyncOutcome> {
   const outcome: SyncOutcome = { progress: [], rowErrors: [], commands: 0 };
   const run: JobRun<DirectorySyncPayload> = {
@@ -89,7 +95,12 @@ export async function syncOnce(
     lease: { jobId: 1, attempt: 1, token: 't', expiresAt: Number.MAX_SAFE_INTEGER },
     signal: opts.signal ?? new AbortController().signal,
     async fenced<T>(fn: (ctx: CommandContext) => Promise<T>): Promise<Committed<T>> {
-      const result = await core.log.run(core.realmId, fn);
+      const n = outcome.commands + 1;
+      const result = await core.log.run(core.realmId, async (ctx) => {
+        const value = await fn(ctx);
+        if (n === opts.failCommand) throw new Error(`command ${n} failed after its writes`);
+        return value;
+      });
       outcome.commands++;
       await opts.onCommit?.(outcome.commands);
       return result;

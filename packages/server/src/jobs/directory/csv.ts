@@ -108,5 +108,8 @@ export function readCsv(text: string): DirectorySnapshot {
   }));
   // An id both read and skipped (a later duplicate) keeps its first row.
   for (const id of seenIds) unreadable.delete(id);
+  // Parse errors are reported while parsing, before the rows read; list all in file order.
+  const lineOf = (e: SourceRowError) => Number(e.row.replace(/^line /, '')) || 0;
+  rowErrors.sort((a, b) => lineOf(a) - lineOf(b));
   return { users, groups, rowErrors, unreadableIds: [...unreadable] };
 }

@@ -4,6 +4,12 @@ import type { LdapSettings } from './settings.js';
 import type { DirectoryGroup, DirectorySnapshot, DirectoryUser, SourceRowError } from './snapshot.js';
 import { DirectorySourceError } from './snapshot.js';
 
+/** The part of ldapts' internal message parser used to spot answers that are not LDAP. */
+interface GarbageAwareParser extends NodeJS.EventEmitter {
+  buffer?: Buffer;
+  read(data: Buffer, ...rest: unknown[]): void;
+}
+
 /** The first value of an attribute as text, or null when absent. */
 function first(entry: Entry, attribute: string): string | null {
   const key = Object.keys(entry).find((k) => k.toLowerCase() === attribute.toLowerCase());
@@ -69,6 +75,19 @@ export async function readLdap(settings: LdapSettings, signal?: AbortSignal): Pr
   });
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
+  let onGarbage: ((err: Error) => void) | undefined;
+  // ldapts buffers bytes that do not start an LDAP message (a BER SEQUENCE, 0x30) or only logs
+  // them, leaving the request to time out; an answer that is not LDAP fails the read at once
+  // instead. Its parser is internal: if it ever changes shape, the timeout still bounds the read.
+  const parser = (client as unknown as { messageParser?: GarbageAwareParser }).messageParser;
+  if (parser && typeof parser.read === 'function') {
+    const read = parser.read.bind(parser);
+    parser.read = (data, ...rest) => {
+      if (!parser.buffer && data.length > 0 && data[0] !== 0x30)
+        parser.emit('error', new Error(`unexpected first byte 0x${data[0]!.toString(16).padStart(2, '0')}`));
+      else read(data, ...rest);
+    };
+  }
   // ldapts bounds each request; a server that trickles pages forever is bounded here.
   const bound = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -82,6 +101,14 @@ export async function readLdap(settings: LdapSettings, signal?: AbortSignal): Pr
       settings.timeout_ms,
     );
     onAbort = () => reject(signal!.reason instanceof Error ? signal!.reason : new Error('sync aborted'));
+    onGarbage = (err) =>
+      reject(
+        new DirectorySourceError(
+          'bad_response',
+          `LDAP server ${settings.url} gave an answer that is not LDAP (${err.message})`,
+        ),
+      );
+    parser?.on('error', onGarbage);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
   try {
@@ -92,6 +119,7 @@ export async function readLdap(settings: LdapSettings, signal?: AbortSignal): Pr
   } finally {
     clearTimeout(timer);
     if (onAbort) signal?.removeEventListener('abort', onAbort);
+    if (onGarbage) parser?.off('error', onGarbage);
     await client.unbind().catch(() => {});
   }
 }

@@ -28,6 +28,8 @@ import { warmCache } from './readiness/warmup.js';
 import type { Store } from './store/store.js';
 import type { JobHandler } from './jobs/job.js';
 import { NOOP_JOB, noopJob } from './jobs/runner/noop.js';
+import { startDirectorySchedules } from './jobs/directory/scheduler.js';
+import { DIRECTORY_SYNC_JOB, directorySyncJob } from './jobs/directory/sync.js';
 import { runnerOptions } from './jobs/runner/options.js';
 import { JobRunner } from './jobs/runner/runner.js';
 
@@ -252,6 +254,12 @@ export async function startConcord(config: Config, opts: StartOptions = {}): Pro
     first.push(stopWatch);
     jobs = new JobRunner({ log, realmId, options: runnerOptions(config), metrics: metrics.jobs, logger });
     jobs.register(NOOP_JOB, noopJob);
+    jobs.register(DIRECTORY_SYNC_JOB, directorySyncJob({ store, passwordHashCost: config.passwordHashCost }));
+    first.push(
+      startDirectorySchedules(log, realmId, jobs.options, 15_000, (err) =>
+        logger.warn({ err }, 'directory schedules: tick failed'),
+      ),
+    );
     for (const [kind, handler] of Object.entries(opts.jobHandlers ?? {})) jobs.register(kind, handler);
     jobs.start();
     first.push(() => jobs!.stop());

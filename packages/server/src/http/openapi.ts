@@ -51,8 +51,9 @@ export function concordOpenApi(serverUrl: string) {
         'subscriptions; see Zulip’s API documentation for those. This document covers what Concord adds.',
     },
     servers: [{ url: serverUrl }],
-    components: { schemas: { Error: errorShape, Readiness: readinessShape } },
+    components: { schemas: { Error: errorShape, Readiness: readinessShape, ...directorySchemas } },
     paths: {
+      ...directorySourcePaths(),
       '/livez': {
         get: {
           summary: 'Liveness: 200 while the process runs.',
@@ -345,6 +346,235 @@ export function concordOpenApi(serverUrl: string) {
             },
           },
         },
+      },
+    },
+  };
+}
+
+/** Schemas of the directory-source endpoints (jobs/directory), for Concord's document. */
+const directorySchemas = {
+  DirectorySource: {
+    type: 'object',
+    required: [
+      'id',
+      'name',
+      'connector',
+      'settings',
+      'schedule_seconds',
+      'deactivate_missing',
+      'date_created',
+    ],
+    properties: {
+      id: { type: 'integer' },
+      name: { type: 'string' },
+      connector: { enum: ['ldap', 'csv'] },
+      settings: {
+        type: 'object',
+        description:
+          'LDAP: `url` (ldap:// or ldaps://), `bind_dn`, `bind_password` (write-only; shown as ' +
+          '`bind_password_set`), `user_base_dn`, `group_base_dn` (null: no groups), `user_filter` ' +
+          '(default `(objectClass=inetOrgPerson)`), `group_filter` (default `(objectClass=groupOfNames)`), ' +
+          '`id_attribute` (uid), `name_attribute` (cn), `email_attribute` (mail), `group_name_attribute` ' +
+          '(cn), `member_attribute` (member, DNs), `page_size` (500), `connect_timeout_ms` (5000), ' +
+          '`timeout_ms` (30000, bounds the whole read). CSV: none.',
+      },
+      schedule_seconds: {
+        type: ['integer', 'null'],
+        description: 'LDAP only: sync every this many seconds.',
+      },
+      deactivate_missing: {
+        type: 'boolean',
+        description: 'Deactivate linked users the source no longer lists (and reactivate returning ones).',
+      },
+      date_created: { type: 'integer' },
+      active_sync: { oneOf: [{ $ref: '#/components/schemas/SyncJob' }, { type: 'null' }] },
+    },
+  },
+  SyncJob: {
+    type: 'object',
+    description:
+      'A sync job’s status, derived from its row and lease: a run whose worker died shows as `stalled` ' +
+      '(with `retries_at`), never as running.',
+    required: ['id', 'state', 'attempt', 'max_attempts', 'progress', 'counts', 'error', 'created_at'],
+    properties: {
+      id: { type: 'integer' },
+      kind: { const: 'directory.sync' },
+      state: { enum: ['queued', 'running', 'retrying', 'stalled', 'succeeded', 'failed', 'canceled'] },
+      attempt: { type: 'integer' },
+      max_attempts: { type: 'integer' },
+      progress: {
+        type: 'object',
+        properties: { done: { type: 'integer' }, total: { type: ['integer', 'null'] } },
+      },
+      counts: {
+        type: 'object',
+        description: 'created, updated, deactivated, subscribed, unsubscribed, skipped (rows with errors).',
+        additionalProperties: { type: 'integer' },
+      },
+      error: { type: ['string', 'null'] },
+      retry_reason: { type: ['string', 'null'] },
+      retries_at: { type: ['integer', 'null'] },
+      unclaimed: { type: 'boolean' },
+      cancel_requested: { type: 'boolean' },
+      created_at: { type: 'integer' },
+      started_at: { type: ['integer', 'null'] },
+      finished_at: { type: ['integer', 'null'] },
+    },
+  },
+  SyncRun: {
+    allOf: [
+      { $ref: '#/components/schemas/SyncJob' },
+      {
+        type: 'object',
+        required: ['attempts'],
+        properties: {
+          attempts: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['attempt', 'outcome', 'error', 'row_errors', 'counts', 'started_at'],
+              properties: {
+                attempt: { type: 'integer' },
+                worker: { type: 'string' },
+                outcome: { type: 'string' },
+                error: { type: ['string', 'null'] },
+                row_errors: {
+                  type: 'array',
+                  description: 'Skipped rows: `row` is `line N` for CSV, the entry’s DN or id for LDAP.',
+                  items: {
+                    type: 'object',
+                    required: ['row', 'message'],
+                    properties: { row: { type: 'string' }, message: { type: 'string' } },
+                  },
+                },
+                counts: { type: 'object', additionalProperties: { type: 'integer' } },
+                started_at: { type: 'integer' },
+                finished_at: { type: ['integer', 'null'] },
+              },
+            },
+          },
+        },
+      },
+    ],
+  },
+};
+
+/** Directory sources: administrators only, HTTP Basic auth, Zulip’s request encoding and error shape. */
+function directorySourcePaths() {
+  const ok = (properties: Record<string, unknown>, required: string[]) => ({
+    '200': {
+      description: 'Success',
+      content: {
+        'application/json': {
+          schema: {
+            type: 'object',
+            required: ['result', 'msg', ...required],
+            properties: { result: { const: 'success' }, msg: { type: 'string' }, ...properties },
+          },
+        },
+      },
+    },
+    '400': {
+      description:
+        'Bad input (the message names the parameter and the rule), not an administrator ' +
+        '(“Must be an organization administrator”), or no such source',
+      content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+    },
+    '401': {
+      description: 'Not authenticated',
+      content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+    },
+  });
+  const source = { $ref: '#/components/schemas/DirectorySource' };
+  const job = { $ref: '#/components/schemas/SyncJob' };
+  const id = { name: 'id', in: 'path', required: true, schema: { type: 'integer' } };
+  const fields = (required: boolean) => [
+    { name: 'name', in: 'query', required, schema: { type: 'string', maxLength: 100 } },
+    {
+      name: 'settings',
+      in: 'query',
+      schema: { type: 'string' },
+      description: 'JSON object; on PATCH merged over the stored settings (so the bind password is kept).',
+    },
+    {
+      name: 'schedule_seconds',
+      in: 'query',
+      schema: { type: 'string' },
+      description: 'JSON integer of at least 60, or null for “sync now” only.',
+    },
+    { name: 'deactivate_missing', in: 'query', schema: { type: 'boolean' } },
+  ];
+  const security = [{ basicAuth: [] }];
+  return {
+    '/api/v1/concord/directory_sources': {
+      get: {
+        summary: 'List directory sources with their active sync, if any.',
+        security,
+        responses: ok({ sources: { type: 'array', items: source } }, ['sources']),
+      },
+      post: {
+        summary: 'Create a directory source (LDAP or CSV).',
+        security,
+        parameters: [
+          ...fields(true),
+          { name: 'connector', in: 'query', required: true, schema: { enum: ['ldap', 'csv'] } },
+        ],
+        responses: ok({ id: { type: 'integer' }, source }, ['id', 'source']),
+      },
+    },
+    '/api/v1/concord/directory_sources/{id}': {
+      patch: {
+        summary: 'Change a source’s name, settings, schedule or deactivation rule.',
+        security,
+        parameters: [id, ...fields(false)],
+        responses: ok({ source }, ['source']),
+      },
+      delete: {
+        summary: 'Delete a source and its links (users and channels it created stay).',
+        description: 'Refused while a sync of the source is active: cancel it first.',
+        security,
+        parameters: [id],
+        responses: ok({}, []),
+      },
+    },
+    '/api/v1/concord/directory_sources/{id}/sync': {
+      post: {
+        summary: 'Sync now.',
+        description:
+          'Enqueues a sync (one active sync per source: an LDAP source answers the active one with ' +
+          '`created: false`). A CSV source takes its file here, as one multipart/form-data file (up to ' +
+          'CONCORD_AVATAR_MAX_BYTES) or a `csv` text parameter. The CSV has the header ' +
+          '`external_id,email,full_name,channels`; `email` may be empty; `channels` is `;`-separated. A ' +
+          'malformed row is skipped as a whole with a per-row error (`line N`); the rest applies. Users ' +
+          'link to the source by external id; groups (CSV channels) map to channels, created if missing; ' +
+          'members become subscribers. Changes are applied in pages of 500, each one command in the ' +
+          'change log (realm_user and peer_add / peer_remove events); a second sync without changes in ' +
+          'the source changes nothing.',
+        security,
+        parameters: [id, { name: 'csv', in: 'query', schema: { type: 'string' } }],
+        responses: ok({ job, created: { type: 'boolean' } }, ['job', 'created']),
+      },
+    },
+    '/api/v1/concord/directory_sources/{id}/cancel': {
+      post: {
+        summary: 'Cancel the source’s active sync.',
+        description:
+          '`outcome` is `canceled` (it had not started) or `requested` (its attempt stops between ' +
+          'pages; committed pages stay). 400 when no sync is active.',
+        security,
+        parameters: [id],
+        responses: ok({ outcome: { enum: ['canceled', 'requested', 'finished'] }, job }, ['outcome', 'job']),
+      },
+    },
+    '/api/v1/concord/directory_sources/{id}/runs': {
+      get: {
+        summary: 'The source’s syncs, newest first, each with its attempts and per-row errors.',
+        security,
+        parameters: [
+          id,
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100 } },
+        ],
+        responses: ok({ runs: { type: 'array', items: { $ref: '#/components/schemas/SyncRun' } } }, ['runs']),
       },
     },
   };

@@ -34,14 +34,16 @@ const env = {
 };
 const a = await startConcord(env);
 const b = await startConcord(env);
+const redisAt = new URL(REDIS);
+const connection = { host: redisAt.hostname, port: Number(redisAt.port || 6379) };
 const bentoStore = () =>
   new BentoCache({
     default: 'tiered',
     stores: {
       tiered: bentostore()
         .useL1Layer(memoryDriver({ maxItems: 1000 }))
-        .useL2Layer(redisDriver({ connection: REDIS, prefix: `bench-${process.pid}` }))
-        .useBus(redisBusDriver({ connection: REDIS })),
+        .useL2Layer(redisDriver({ connection, prefix: `bench-${process.pid}` }))
+        .useBus(redisBusDriver({ connection })),
     },
     prefix: `bench-${process.pid}`,
   });

@@ -14,7 +14,19 @@ export function generateApiKey(): string {
  * length of the stored key does not leak through timing.
  */
 export function apiKeysEqual(given: string, stored: string): boolean {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(stored).digest();
-  return timingSafeEqual(a, b);
+  return timingSafeEqual(digest(given), storedDigest(stored));
+}
+
+const digest = (key: string) => createHash('sha256').update(key).digest();
+
+// Stored keys are compared on every request: their digests are kept (a few thousand at most, the
+// active keys of a workspace), so each request hashes only the key it was given.
+const storedDigests = new Map<string, Buffer>();
+function storedDigest(stored: string): Buffer {
+  let d = storedDigests.get(stored);
+  if (!d) {
+    if (storedDigests.size >= 10_000) storedDigests.clear();
+    storedDigests.set(stored, (d = digest(stored)));
+  }
+  return d;
 }

@@ -61,6 +61,54 @@ export async function lookupUserByApiEmail(
   return user && user.delivery_email === null ? user : undefined;
 }
 
+/** Credentials read from an `Authorization: Basic` header. */
+export interface BasicCredentials {
+  email: string;
+  key: string;
+  /** The limiter keys failures count towards: the e-mail and the client address. */
+  limiterKeys: string[];
+}
+
+/**
+ * Reads `Authorization: Basic email:api_key` and checks the failure limiter; throws the Zulip error
+ * for a missing or malformed header, or a client that failed too often.
+ */
+export function readBasic(
+  header: string | undefined,
+  clientIp: string,
+  limiter: FailureLimiter,
+): BasicCredentials {
+  if (!header)
+    throw new ConcordError('UNAUTHORIZED', 'Not logged in: API authentication or user session required');
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  const decoded = m ? Buffer.from(m[1]!, 'base64').toString('utf8') : '';
+  const colon = decoded.lastIndexOf(':');
+  if (colon <= 0)
+    throw new ConcordError('UNAUTHORIZED', 'Invalid authorization header: expected Basic email:api_key');
+  const email = decoded.slice(0, colon);
+  const limiterKeys = [`email:${email.toLowerCase()}`, `ip:${clientIp}`];
+  const wait = Math.max(...limiterKeys.map((k) => limiter.blockedFor(k)));
+  if (wait > 0) throw new ConcordError('RATE_LIMIT_HIT', 'API usage exceeded rate limit', {}, wait);
+  return { email, key: decoded.slice(colon + 1), limiterKeys };
+}
+
+/**
+ * The user the credentials name, if the key is theirs and they are active. Unknown e-mails and
+ * wrong keys fail alike (no account probing) and count towards the limiter.
+ */
+export function checkCredentials(
+  user: UserRow | null | undefined,
+  creds: BasicCredentials,
+  limiter: FailureLimiter,
+): UserRow {
+  if (!user || !apiKeysEqual(creds.key, user.api_key)) {
+    limiter.fail(creds.limiterKeys);
+    throw new ConcordError('INVALID_API_KEY', 'Invalid API key');
+  }
+  if (!user.is_active) throw new ConcordError('USER_DEACTIVATED', 'Account is deactivated');
+  return user;
+}
+
 /**
  * Checks HTTP Basic `email:api_key` credentials. Unknown e-mails and wrong keys fail alike (no
  * account probing); failures count towards the limiter per e-mail and per client address.
@@ -72,23 +120,6 @@ export async function authenticateBasic(
   clientIp: string,
   limiter: FailureLimiter,
 ): Promise<UserRow> {
-  if (!header)
-    throw new ConcordError('UNAUTHORIZED', 'Not logged in: API authentication or user session required');
-  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
-  const decoded = m ? Buffer.from(m[1]!, 'base64').toString('utf8') : '';
-  const colon = decoded.lastIndexOf(':');
-  if (colon <= 0)
-    throw new ConcordError('UNAUTHORIZED', 'Invalid authorization header: expected Basic email:api_key');
-  const email = decoded.slice(0, colon);
-  const key = decoded.slice(colon + 1);
-  const keys = [`email:${email.toLowerCase()}`, `ip:${clientIp}`];
-  const wait = Math.max(...keys.map((k) => limiter.blockedFor(k)));
-  if (wait > 0) throw new ConcordError('RATE_LIMIT_HIT', 'API usage exceeded rate limit', {}, wait);
-  const user = await lookupUserByApiEmail(lookup, email, host);
-  if (!user || !apiKeysEqual(key, user.api_key)) {
-    limiter.fail(keys);
-    throw new ConcordError('INVALID_API_KEY', 'Invalid API key');
-  }
-  if (!user.is_active) throw new ConcordError('USER_DEACTIVATED', 'Account is deactivated');
-  return user;
+  const creds = readBasic(header, clientIp, limiter);
+  return checkCredentials(await lookupUserByApiEmail(lookup, creds.email, host), creds, limiter);
 }

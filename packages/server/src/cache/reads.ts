@@ -67,6 +67,18 @@ export class CachedReads {
     );
   }
 
+  /**
+   * The user an API e-mail (address or placeholder) names, if L1 holds everything needed to say:
+   * the user, or null for "no such user"; undefined when it would have to read.
+   */
+  peekUserByApiEmail(email: string): UserRow | null | undefined {
+    const key = email.trim().toLowerCase();
+    const id = this.cache.peek<number | null>(cacheKey.userByEmail(this.realmId, key));
+    if (id === undefined) return undefined;
+    if (id === null) return /^user\d{1,10}@/.test(key) ? undefined : null;
+    return this.cache.peek<UserRow | null>(cacheKey.user(id));
+  }
+
   /** The user whose lower-cased address is `emailKey`, or null. */
   async userByEmailKey(emailKey: string): Promise<UserRow | null> {
     const db = this.store.db;

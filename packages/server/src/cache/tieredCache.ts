@@ -81,6 +81,18 @@ export class TieredCache {
     return flight;
   }
 
+  /**
+   * The value of `key` if L1 holds it (counted as a hit), else undefined: for paths that can finish
+   * synchronously when the value is cached. Never reads L2 or the database.
+   */
+  peek<T>(key: string): T | undefined {
+    if (this.suspendedFor !== null) return undefined;
+    const hit = this.l1.get(key);
+    if (!hit) return undefined;
+    this.opts.metrics.lookups.labels('l1', 'hit').inc();
+    return hit.value as T;
+  }
+
   /** Applies the invalidations of the change at `seq` (called by the log consumer, in seq order). */
   invalidate(keys: readonly string[], seq: number): void {
     for (const key of keys) {

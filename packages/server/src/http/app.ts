@@ -10,7 +10,6 @@ import { sendError } from './reply.js';
 import { authRoutes } from './routes/auth.js';
 import { avatarUploadRoutes } from './routes/avatarUpload.js';
 import { avatarRoutes } from './routes/avatars.js';
-import { directorySourceRoutes } from './routes/directorySources.js';
 import { eventRoutes } from './routes/events.js';
 import { eventStreamRoutes } from './routes/eventStream.js';
 import { healthRoutes } from './routes/health.js';
@@ -164,55 +163,65 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
   // Some clients send text/plain or an empty type on bodiless requests; treat them as empty.
   http.addContentTypeParser('text/plain', { parseAs: 'string' }, (_req, _body, done) => done(null, {}));
 
-  http.addHook('onRequest', async (req) => {
+  // Callback-style hooks: they finish synchronously on the hot path (no promise per request).
+  http.addHook('onRequest', (req, _reply, done) => {
     const type = req.headers['content-type'];
     if (type && /^\s*multipart\//i.test(type) && !BOUNDARY.test(type))
-      throw new ConcordError(
-        'BAD_REQUEST',
-        'Invalid Content-Type: multipart/form-data needs a boundary of 1 to 70 characters',
+      return done(
+        new ConcordError(
+          'BAD_REQUEST',
+          'Invalid Content-Type: multipart/form-data needs a boundary of 1 to 70 characters',
+        ),
       );
-  });
-  // Readiness gate: nothing reads workspace data before warm-up is done (incident 5), or while the
-  // node knows it is behind (its consumer stalled, the database away).
-  http.addHook('onRequest', async (req) => {
+    // Readiness gate: nothing reads workspace data before warm-up is done (incident 5), or while
+    // the node knows it is behind (its consumer stalled, the database away).
     const path = req.url.split('?')[0]!;
-    if (!DATA_PATH.test(path) || ALWAYS_OPEN.has(path)) return;
+    if (!DATA_PATH.test(path) || ALWAYS_OPEN.has(path)) return done();
     if (!app.readiness.isReady) {
       const s = app.readiness.status();
       const why =
         s.status === 'warming'
           ? `Concord is starting up (${s.phase}${progressText(s.progress)}); retry shortly`
           : `This node is not ready: ${s.reason ?? s.phase}; retry shortly`;
-      throw new ConcordError('SERVICE_UNAVAILABLE', why, {}, 2);
+      return done(new ConcordError('SERVICE_UNAVAILABLE', why, {}, 2));
     }
     // Read-your-writes: a request naming a log position waits (bounded) until this node applied it.
     const wanted = req.headers['x-concord-min-position'];
-    if (wanted !== undefined) {
-      const seq = Number(wanted);
-      if (typeof wanted !== 'string' || !/^\d{1,15}$/.test(wanted))
-        throw new ConcordError(
+    if (wanted === undefined) return done();
+    if (typeof wanted !== 'string' || !/^\d{1,15}$/.test(wanted))
+      return done(
+        new ConcordError(
           'BAD_REQUEST',
           'Invalid X-Concord-Min-Position header: expected a log position (an integer)',
-        );
-      if (app.cursor() < seq && !(await waitFor(app.waitForPosition(seq), app.config.readWaitMs)))
-        throw new ConcordError(
-          'SERVICE_UNAVAILABLE',
-          `This node has not yet applied log position ${seq} (it is at ${app.cursor()}); retry shortly`,
-          {},
-          1,
-        );
-    }
+        ),
+      );
+    const seq = Number(wanted);
+    if (app.cursor() >= seq) return done();
+    waitFor(app.waitForPosition(seq), app.config.readWaitMs).then((applied) =>
+      done(
+        applied
+          ? undefined
+          : new ConcordError(
+              'SERVICE_UNAVAILABLE',
+              `This node has not yet applied log position ${seq} (it is at ${app.cursor()}); retry shortly`,
+              {},
+              1,
+            ),
+      ),
+    );
   });
   // Every answer names a log position: after a write, one at or after the write's own change (use
   // it as X-Concord-Min-Position on any node to read the write); after a read, the position the
   // node's data reflected at least.
-  http.addHook('onSend', async (req, reply) => {
-    if (!app.readiness.isReady || !DATA_PATH.test(req.url)) return;
-    const position =
-      req.method === 'GET' || req.method === 'HEAD'
-        ? app.cursor()
-        : Math.max(app.log.lastCommitted, app.cursor());
-    reply.header('X-Concord-Position', String(position));
+  http.addHook('onSend', (req, reply, payload, done) => {
+    if (app.readiness.isReady && DATA_PATH.test(req.url)) {
+      const position =
+        req.method === 'GET' || req.method === 'HEAD'
+          ? app.cursor()
+          : Math.max(app.log.lastCommitted, app.cursor());
+      reply.header('X-Concord-Position', String(position));
+    }
+    done(null, payload);
   });
   http.setErrorHandler((err: FastifyError, req, reply) => {
     const error = toConcordError(err, app.config.avatarMaxBytes);
@@ -225,10 +234,18 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
       new ConcordError('NOT_FOUND', `Endpoint not found: ${req.method} ${req.url.split('?')[0]}`),
     ),
   );
-  http.addHook('onResponse', async (req, reply) => {
-    app.metrics.httpRequests
-      .labels(req.method, req.routeOptions.url ?? 'unmatched', String(reply.statusCode))
-      .observe(reply.elapsedTime / 1000);
+  // One histogram child per (method, route, status), looked up once: labels() hashes its arguments.
+  const timers = new Map<string, { observe(v: number): void }>();
+  http.addHook('onResponse', (req, reply, done) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    const key = `${req.method} ${route} ${reply.statusCode}`;
+    let timer = timers.get(key);
+    if (!timer) {
+      timer = app.metrics.httpRequests.labels(req.method, route, String(reply.statusCode));
+      timers.set(key, timer);
+    }
+    timer.observe(reply.elapsedTime / 1000);
+    done();
   });
 
   authRoutes(http, app);
@@ -240,7 +257,6 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
   healthRoutes(http, app);
   avatarRoutes(http, app);
   avatarUploadRoutes(http, app);
-  directorySourceRoutes(http, app);
   await webRoutes(http, app);
   return http;
 }

@@ -36,6 +36,19 @@ export function presentUser(ctx: PresentContext, u: UserRow) {
   };
 }
 
+// Cached rows are frozen and shared by every request until a change replaces them, so the JSON of
+// a presented row can be kept beside it: a hot GET /users/{id} serializes nothing.
+const presentedJson = new WeakMap<UserRow, { externalUrl: string; json: string }>();
+
+/** {@link presentUser} as JSON text, computed once per row object (and server URL). */
+export function presentUserJson(ctx: PresentContext, u: UserRow): string {
+  const hit = presentedJson.get(u);
+  if (hit && hit.externalUrl === ctx.externalUrl) return hit.json;
+  const json = JSON.stringify(presentUser(ctx, u));
+  if (Object.isFrozen(u)) presentedJson.set(u, { externalUrl: ctx.externalUrl, json });
+  return json;
+}
+
 /**
  * `GET /users/me`: one's own profile in the shape Zulip documents for it — no bot fields, the
  * real address always (the placeholder when there is none), and `max_message_id` (-1: Concord

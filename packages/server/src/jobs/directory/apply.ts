@@ -79,14 +79,25 @@ async function streamOf(
   return loadStream(ctx.trx, ctx.realmId, mapped.stream_id);
 }
 
-async function applyOp(
-  ctx: CommandContext,
-  actor: Actor,
-  sourceId: number,
-  op: SyncOp,
-  counts: JobCounts,
-  passwordHashCost: number,
-) {
+/** One page's command: its context, actor and counts, and the links it has yet to write. */
+interface Page {
+  ctx: CommandContext;
+  actor: Actor;
+  sourceId: number;
+  counts: JobCounts;
+  passwordHashCost: number;
+  /** Written in one statement before anything reads them (saves a round trip per created user). */
+  links: { source_id: number; external_id: string; user_id: number }[];
+}
+
+async function flushLinks(page: Page): Promise<void> {
+  if (page.links.length === 0) return;
+  await page.ctx.trx.insertInto('directory_links').values(page.links).execute();
+  page.links = [];
+}
+
+async function applyOp(page: Page, op: SyncOp): Promise<void> {
+  const { ctx, actor, sourceId, counts, passwordHashCost } = page;
   switch (op.kind) {
     case 'create': {
       const user = await createUser(
@@ -95,18 +106,12 @@ async function applyOp(
         { email: op.user.email, fullName: op.user.fullName },
         { passwordHashCost },
       );
-      await ctx.trx
-        .insertInto('directory_links')
-        .values({ source_id: sourceId, external_id: op.user.externalId, user_id: user.id })
-        .execute();
+      page.links.push({ source_id: sourceId, external_id: op.user.externalId, user_id: user.id });
       counts.created++;
       return;
     }
     case 'link':
-      await ctx.trx
-        .insertInto('directory_links')
-        .values({ source_id: sourceId, external_id: op.externalId, user_id: op.userId })
-        .execute();
+      page.links.push({ source_id: sourceId, external_id: op.externalId, user_id: op.userId });
       return;
     case 'rename':
       await updateUser(ctx, actor, op.userId, { fullName: op.fullName });
@@ -132,6 +137,7 @@ async function applyOp(
       return;
     }
     case 'subscribe': {
+      await flushLinks(page);
       const stream = await streamOf(ctx, sourceId, op.group);
       const rows = await ctx.trx
         .selectFrom('directory_links')
@@ -184,8 +190,16 @@ export async function applyPlan(
     await run.fenced(async (ctx) => {
       // Counts are per attempt of the transaction: a rolled-back page counts nothing.
       Object.assign(pageCounts, emptyCounts());
-      const actor = await loadActor(ctx);
-      for (const op of page) await applyOp(ctx, actor, sourceId, op, pageCounts, opts.passwordHashCost);
+      const state: Page = {
+        ctx,
+        actor: await loadActor(ctx),
+        sourceId,
+        counts: pageCounts,
+        passwordHashCost: opts.passwordHashCost,
+        links: [],
+      };
+      for (const op of page) await applyOp(state, op);
+      await flushLinks(state);
     });
     for (const k of Object.keys(pageCounts) as (keyof JobCounts)[]) counts[k] += pageCounts[k];
     done += page.reduce((n, op) => n + opSize(op), 0);

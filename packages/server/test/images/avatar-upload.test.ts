@@ -165,7 +165,10 @@ describe.each(backends())('avatar upload (%s)', (backend) => {
     const dir = join(t.config.dataDir, 'results');
     const before = new Set(readdirSync(dir));
     const good = Buffer.from(await (await fetch(url)).arrayBuffer());
-    const created = readdirSync(dir).filter((f) => !before.has(f) && f.endsWith('.res'));
+    // The result is answered before its file is written: wait (bounded) for the write.
+    const createdFiles = () => readdirSync(dir).filter((f) => !before.has(f) && f.endsWith('.res'));
+    for (let i = 0; i < 500 && createdFiles().length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    const created = createdFiles();
     expect(created).toHaveLength(1);
     const file = join(dir, created[0]!);
     const bytes = readFileSync(file);

@@ -1,6 +1,8 @@
-import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import { resultKey } from '../../src/images/resultStore.js';
+import { transform, transformEncoder } from '../../src/images/transform.js';
+import type { TransformOps } from '../../src/images/transformUrl.js';
+import { canonicalPath } from '../../src/images/transformUrl.js';
 
 /** A deterministic source picture and a set of variants of it, shared by the tests and their children. */
 export async function sourcePng(): Promise<Buffer> {
@@ -12,25 +14,33 @@ export async function sourcePng(): Promise<Buffer> {
     .toBuffer();
 }
 
-export const encoderVersion = `sharp ${sharp.versions.sharp} vips ${sharp.versions.vips}`;
-
 export interface Variant {
-  ops: string;
+  ops: TransformOps;
+  /** The key the server's `/img/…` route uses for these operations on this source. */
   key: string;
+  /** The server's own transform, so a result written by a test child is what the server serves. */
   transform(): Promise<Buffer>;
 }
 
-export function variants(source: Buffer, count = 24): Variant[] {
-  const hash = createHash('sha256').update(source).digest('hex');
+/** `count` signed-URL variants of `source` (fill, square, WebP), keyed exactly as the server keys them. */
+export function variants(source: Buffer, sourceSha256: string, count = 24): Variant[] {
+  const sizes = [16, 32, 48, 64, 100, 128];
+  const qualities = [50, 60, 70, 80, 90];
   return Array.from({ length: count }, (_, i) => {
-    const size = 16 + (i % 6) * 8;
-    const quality = 50 + Math.floor(i / 6) * 10;
-    const ops = `fill/${size}x${size}/webp/q${quality}`;
+    const size = sizes[i % sizes.length]!;
+    const quality = qualities[Math.floor(i / sizes.length) % qualities.length]!;
+    const ops: TransformOps = {
+      fit: 'fill',
+      width: size,
+      height: size,
+      format: 'webp',
+      quality,
+      source: sourceSha256,
+    };
     return {
       ops,
-      key: resultKey(hash, ops, encoderVersion),
-      transform: () =>
-        sharp(source).resize(size, size, { fit: 'cover' }).webp({ quality, effort: 0 }).toBuffer(),
+      key: resultKey(sourceSha256, canonicalPath(ops), transformEncoder),
+      transform: () => transform(source, ops, 25_000_000),
     };
   });
 }

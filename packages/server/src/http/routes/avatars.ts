@@ -38,6 +38,7 @@ export function avatarRoutes(http: FastifyInstance, app: AppContext): void {
     maxBytes: app.config.resultMaxBytes,
     minFreeBytes: app.config.resultMinFreeBytes,
     onCorrupt: () => app.metrics.imageResultsCorrupt.inc(),
+    onWriteError: (err) => app.logger.warn({ err }, 'could not write an image result'),
   });
   let sweeper: NodeJS.Timeout | undefined;
   http.addHook('onReady', async () => {
@@ -47,7 +48,10 @@ export function avatarRoutes(http: FastifyInstance, app: AppContext): void {
     sweeper = setInterval(sweep, SWEEP_MS).unref();
     void sweep();
   });
-  http.addHook('onClose', async () => clearInterval(sweeper));
+  http.addHook('onClose', async () => {
+    clearInterval(sweeper);
+    await results.settled();
+  });
   imageRoutes(http, app, results);
   const current = (user: { id: number; avatar_version: number }, s: number) => {
     const url = avatarUrl(app.present, user);
@@ -66,18 +70,25 @@ export function avatarRoutes(http: FastifyInstance, app: AppContext): void {
       const etag = `"avatar-${user.id}-${user.avatar_version}-${s}"`;
       reply.header('cache-control', IMMUTABLE).header('etag', etag);
       if (req.headers['if-none-match'] === etag) return reply.code(304).send();
+      // The upload's bytes are read only when a size must be rendered (see images.ts).
       const uploaded = await app.store.db
         .selectFrom('avatars')
-        .select(['content', 'sha256'])
+        .select('sha256')
         .where('user_id', '=', user.id)
         .executeTakeFirst();
       if (uploaded) {
         // Checked at upload; each size is rendered once and kept, verified, in the result store.
         const key = resultKey(uploaded.sha256, `avatar/square/${s}/png`, ENCODER);
-        const { body } = await results.get(key, () => {
+        const { body } = await results.get(key, async () => {
+          const source = await app.store.db
+            .selectFrom('avatars')
+            .select('content')
+            .where('sha256', '=', uploaded.sha256)
+            .executeTakeFirst();
+          if (!source) throw fail.noSuchUser(`avatar of user_id '${user.id}'`);
           app.metrics.imageTransforms.inc();
           const max = app.config.imageMaxPixels;
-          return renderAvatar(Buffer.from(uploaded.content), s, max).catch((err: unknown) => {
+          return renderAvatar(Buffer.from(source.content), s, max).catch((err: unknown) => {
             throw refusedOverLimit(err, max);
           });
         });

@@ -23,20 +23,35 @@ export function imageRoutes(http: FastifyInstance, app: AppContext, results: Res
       throw new ConcordError('FORBIDDEN', 'Invalid image URL signature');
     const ops = parseOps(canonical);
     if (typeof ops === 'string') throw fail.invalid('image URL', ops);
-    const source = await app.store.db
+    // Only whether the source exists: its bytes (up to CONCORD_AVATAR_MAX_BYTES) are read only when
+    // the result must be computed. Reading a 0.5 MB source costs ~0.45 ms of SQLite per request
+    // against ~6 µs for this lookup (measured), as much as all the rest of serving a cached result.
+    const exists = await app.store.db
       .selectFrom('avatars')
-      .select('content')
+      .select('sha256')
       .where('sha256', '=', ops.source)
       .executeTakeFirst();
-    if (!source) throw new ConcordError('NOT_FOUND', 'No such stored image');
+    if (!exists) throw new ConcordError('NOT_FOUND', 'No such stored image');
     const key = resultKey(ops.source, canonical, transformEncoder);
-    const { body, etag } = await results.get(key, () => {
+    let content: Promise<{ content: Uint8Array } | undefined> | undefined;
+    const readSource = () =>
+      (content ??= app.store.db
+        .selectFrom('avatars')
+        .select('content')
+        .where('sha256', '=', ops.source)
+        .executeTakeFirst());
+    const produce = async () => {
+      const source = await readSource();
+      if (!source) throw new ConcordError('NOT_FOUND', 'No such stored image');
       app.metrics.imageTransforms.inc();
       const max = app.config.imageMaxPixels;
       return transform(Buffer.from(source.content), ops, max).catch((err: unknown) => {
         throw refusedOverLimit(err, max);
       });
-    });
+    };
+    // The source is read while the result store takes its lock (saves ~1 ms of a cold request).
+    const prefetch = () => void readSource().catch(() => undefined);
+    const { body, etag } = await results.get(key, produce, prefetch);
     reply.header('cache-control', IMMUTABLE).header('etag', etag);
     if (req.headers['if-none-match'] === etag) return reply.code(304).send();
     return reply.type(`image/${ops.format}`).header('x-content-type-options', 'nosniff').send(body);

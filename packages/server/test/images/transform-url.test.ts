@@ -86,6 +86,20 @@ describe('signed transform URLs', () => {
     expect((await get(signedPath(NEW_KEY, missing))).status).toBe(404);
   });
 
+  it('refuses a URL signed with an expired key (rotated out of CONCORD_IMAGE_KEYS) with 403', async () => {
+    const rotated = await startTestServer('sqlite', { CONCORD_IMAGE_KEYS: NEW_KEY });
+    try {
+      const expired = await fetch(`${rotated.url}${signedPath(OLD_KEY, ops)}`);
+      expect(expired.status).toBe(403);
+      expect(((await expired.json()) as { msg: string }).msg).toBe('Invalid image URL signature');
+      // Negative control: the same URL under the key still configured gets past the signature
+      // (to 404: this fresh server has no such upload).
+      expect((await fetch(`${rotated.url}${signedPath(NEW_KEY, ops)}`)).status).toBe(404);
+    } finally {
+      await rotated.close();
+    }
+  });
+
   it('refuses every URL when no keys are configured', async () => {
     const bare = await startTestServer('sqlite');
     try {

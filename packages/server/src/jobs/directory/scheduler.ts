@@ -98,7 +98,8 @@ export async function enqueueDueSyncs(log: ChangeLog, realmId: number, options: 
     .executeTakeFirst();
   if (!any) return [];
   const { value } = await log.run(realmId, async (ctx) => {
-    const now = options.clock();
+    // The clock job rows are stamped with (enqueueJob writes created_at = ctx.now).
+    const now = ctx.now;
     const sources = await ctx.trx
       .selectFrom('directory_sources')
       .select(['id', 'schedule'])

@@ -53,6 +53,7 @@ export function killSuite(backend: Backend): void {
         })
       ).job.id;
 
+    // About 30 s alone; the timeout leaves room for a full suite on two shared cores.
     it(`every job ends succeeded or failed with a reason within lease + reaper interval of each kill, with the data of an uninterrupted run (${KILLS}+ kills)`, async () => {
       // Reference: one uninterrupted run per seed.
       const seeds = [1, 2, 3];
@@ -173,7 +174,7 @@ export function killSuite(backend: Backend): void {
       expect(delays.at(-1)!).toBeLessThanOrEqual(LEASE_MS + REAPER_MS + SLACK_MS);
       expect(maxViolations).toBe(0);
       expect(await metricValue(metrics.leaseInvariantViolations)).toBe(0);
-    });
+    }, 150_000);
 
     async function countTerminal(ids: number[]): Promise<number> {
       const rows = await db.log.store.db

@@ -23,6 +23,8 @@ export interface AttemptDeps {
   options: RunnerOptions;
   metrics?: JobMetrics;
   logger?: Pick<Logger, 'info' | 'warn' | 'error'>;
+  /** Records the attempt's end (the runner batches them); default: one command per end. */
+  finish?: (lease: Lease, end: AttemptEnd) => Promise<unknown>;
 }
 
 /**
@@ -145,7 +147,8 @@ export class Attempt<P = unknown> implements JobRun<P> {
       return;
     }
     try {
-      await endAttempt(this.deps.log, this.deps.realmId, this.lease, end, options);
+      if (this.deps.finish) await this.deps.finish(this.lease, end);
+      else await endAttempt(this.deps.log, this.deps.realmId, this.lease, end, options);
     } catch (err) {
       if (err instanceof FencedOffError) {
         this.deps.metrics?.fencedOff.inc();

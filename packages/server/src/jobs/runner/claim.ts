@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { ChangeLog } from '../../changelog/log.js';
+import type { ChangeLog, CommandContext } from '../../changelog/log.js';
 import type { JobRow } from '../../store/schema.js';
 import type { RunnerOptions } from './options.js';
 import { recordJob } from './record.js';
@@ -39,56 +39,68 @@ export async function claimJobs(
   opts: Pick<RunnerOptions, 'leaseMs' | 'workerId' | 'clock' | 'reaperMs' | 'unclaimedAfterMs'>,
 ): Promise<JobRow[]> {
   if (kinds.length === 0 || limit <= 0) return [];
-  const { value } = await log.run(realmId, async (ctx) => {
-    const now = opts.clock();
-    let candidates = ctx.trx
-      .selectFrom('jobs')
-      .select('id')
-      .where('realm_id', '=', realmId)
-      .where('state', 'in', ['queued', 'retrying'])
-      .where('run_after', '<=', now)
-      .where('kind', 'in', [...kinds])
-      .orderBy('run_after')
-      .orderBy('id')
-      .limit(limit);
-    if (log.store.caps.skipLocked) candidates = candidates.forUpdate().skipLocked();
-    const ids = (await candidates.execute()).map((r) => r.id);
-    if (ids.length === 0) return [];
-    // One token per claim batch: the fence is (job id, attempt, token), so jobs sharing a token
-    // still cannot impersonate each other, and one UPDATE serves the batch.
-    const token = randomBytes(16).toString('hex');
-    const claimed = await ctx.trx
-      .updateTable('jobs')
-      .set((eb) => ({
-        state: 'running',
-        attempt: eb('attempt', '+', 1),
-        lease_token: token,
-        claimed_at: now,
-        deadline_at: eb('deadline_ms', '+', now),
-        lease_expires_at: now + opts.leaseMs,
-        started_at: eb.fn.coalesce('started_at', eb.val(now)),
-        retry_reason: null,
-        updated_at: now,
-      }))
-      .where('id', 'in', ids)
-      .returningAll()
-      .execute();
-    await ctx.trx
-      .insertInto('job_runs')
-      .values(
-        claimed.map((row) => ({
-          job_id: row.id,
-          attempt: row.attempt,
-          worker: opts.workerId,
-          outcome: 'running',
-          row_errors: '[]',
-          counts: row.counts,
-          started_at: now,
-        })),
-      )
-      .execute();
-    for (const row of claimed) recordJob(ctx, row, opts, now);
-    return claimed;
-  });
+  const { value } = await log.run(realmId, (ctx) =>
+    claimIn(ctx, kinds, limit, log.store.caps.skipLocked, opts),
+  );
   return value;
+}
+
+/** {@link claimJobs} inside the caller's command (the runner claims as it records finished attempts). */
+export async function claimIn(
+  ctx: CommandContext,
+  kinds: readonly string[],
+  limit: number,
+  skipLocked: boolean,
+  opts: Pick<RunnerOptions, 'leaseMs' | 'workerId' | 'clock' | 'reaperMs' | 'unclaimedAfterMs'>,
+): Promise<JobRow[]> {
+  if (kinds.length === 0 || limit <= 0) return [];
+  const now = opts.clock();
+  let candidates = ctx.trx
+    .selectFrom('jobs')
+    .select('id')
+    .where('realm_id', '=', ctx.realmId)
+    .where('state', 'in', ['queued', 'retrying'])
+    .where('run_after', '<=', now)
+    .where('kind', 'in', [...kinds])
+    .orderBy('run_after')
+    .orderBy('id')
+    .limit(limit);
+  if (skipLocked) candidates = candidates.forUpdate().skipLocked();
+  // One token per claim batch: the fence is (job id, attempt, token), so jobs sharing a token
+  // still cannot impersonate each other, and one UPDATE serves the batch.
+  const token = randomBytes(16).toString('hex');
+  const claimed = await ctx.trx
+    .updateTable('jobs')
+    .set((eb) => ({
+      state: 'running',
+      attempt: eb('attempt', '+', 1),
+      lease_token: token,
+      claimed_at: now,
+      deadline_at: eb('deadline_ms', '+', now),
+      lease_expires_at: now + opts.leaseMs,
+      started_at: eb.fn.coalesce('started_at', eb.val(now)),
+      retry_reason: null,
+      updated_at: now,
+    }))
+    // Picked and claimed in one statement (one round trip fewer per batch).
+    .where('id', 'in', candidates)
+    .returningAll()
+    .execute();
+  if (claimed.length === 0) return [];
+  await ctx.trx
+    .insertInto('job_runs')
+    .values(
+      claimed.map((row) => ({
+        job_id: row.id,
+        attempt: row.attempt,
+        worker: opts.workerId,
+        outcome: 'running',
+        row_errors: '[]',
+        counts: row.counts,
+        started_at: now,
+      })),
+    )
+    .execute();
+  for (const row of claimed) recordJob(ctx, row, opts, now);
+  return claimed;
 }

@@ -17,17 +17,26 @@ export async function assertHeld(
   use: 'write' | 'transition' = 'write',
 ): Promise<JobRow> {
   const row = await trx.selectFrom('jobs').selectAll().where('id', '=', lease.jobId).executeTakeFirst();
-  if (
-    !row ||
-    row.state !== 'running' ||
-    row.attempt !== lease.attempt ||
-    row.lease_token !== lease.token ||
-    row.lease_expires_at === null ||
-    Number(row.lease_expires_at) <= now ||
-    (use === 'write' && row.deadline_at !== null && Number(row.deadline_at) <= now)
-  )
-    throw new FencedOffError(lease.jobId, lease.attempt);
-  return row;
+  if (!holds(row, lease, now, use)) throw new FencedOffError(lease.jobId, lease.attempt);
+  return row!;
+}
+
+/** Whether `row` (read under the write lock) still belongs to `lease` at `now`; see {@link assertHeld}. */
+export function holds(
+  row: JobRow | undefined,
+  lease: Lease,
+  now: number,
+  use: 'write' | 'transition' = 'write',
+): boolean {
+  return (
+    row !== undefined &&
+    row.state === 'running' &&
+    row.attempt === lease.attempt &&
+    row.lease_token === lease.token &&
+    row.lease_expires_at !== null &&
+    Number(row.lease_expires_at) > now &&
+    !(use === 'write' && row.deadline_at !== null && Number(row.deadline_at) <= now)
+  );
 }
 
 /** What a heartbeat found. */

@@ -138,6 +138,9 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
     loggerInstance: app.logger as FastifyBaseLogger,
     // Per-request lines would drown the log; request timings are in /metrics instead.
     logController: new LogController({ disableRequestLogging: true }),
+    // No child logger per request (a pino child costs more than the rest of a cached GET); errors
+    // are logged with the request's method and URL instead.
+    childLoggerFactory: (logger) => logger,
     bodyLimit: 1024 * 1024,
     // Zulip paths are matched exactly but clients differ on a trailing slash.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 300 },
@@ -225,7 +228,9 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
   });
   http.setErrorHandler((err: FastifyError, req, reply) => {
     const error = toConcordError(err, app.config.avatarMaxBytes);
-    if (error.status >= 500) req.log.error({ err }, 'request failed');
+    // 503 is an expected answer (warming up, database away), already logged where it is decided.
+    if (error.status >= 500 && error.code !== 'SERVICE_UNAVAILABLE')
+      req.log.error({ err, method: req.method, url: req.url }, 'request failed');
     return sendError(reply, error);
   });
   http.setNotFoundHandler((req, reply) =>

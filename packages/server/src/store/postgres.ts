@@ -19,9 +19,19 @@ export const pgTypes = {
 
 /** Opens the PostgreSQL store at `url` (a `search_path` may be set through its `options`) and migrates it. */
 export async function openPostgresStore(url: string, poolSize = 10): Promise<Store> {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize, types: pgTypes });
+  // A bounded wait for a connection: with the server away, requests fail (503) instead of queueing.
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    types: pgTypes,
+    connectionTimeoutMillis: 5000,
+  });
   // An idle client that loses its server must not crash the process; the pool replaces it.
   pool.on('error', () => {});
+  // Nor may a checked-out one: pg-pool removes its own error listener while a client is lent out,
+  // and a connection that ends then emits an 'error' nobody handles. The query in flight is
+  // rejected anyway (and answered 503); the client is discarded when released with that error.
+  pool.on('connect', (client) => client.on('error', () => {}));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   try {
     await migrateToLatest(db as Kysely<unknown>, 'postgres');

@@ -47,8 +47,15 @@ const encode = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
 export async function startTestServer(
   backend: Backend,
   overrides: Record<string, string> = {},
+  /** `pgPort`: reach PostgreSQL through this port (a test's TCP proxy) instead of the server's. */
+  opts: { pgPort?: number } = {},
 ): Promise<TestServer> {
   const db = await freshDatabase(backend);
+  if (db.databaseUrl && opts.pgPort) {
+    const url = new URL(db.databaseUrl);
+    url.port = String(opts.pgPort);
+    db.databaseUrl = url.toString();
+  }
   const env: Record<string, string> = {
     CONCORD_PORT: '0',
     CONCORD_DATA_DIR: db.dataDir,

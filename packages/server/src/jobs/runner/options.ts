@@ -12,7 +12,7 @@ export interface RunnerOptions {
   maxAttempts: number;
   /** The hard bound on one attempt unless its enqueue says otherwise. */
   deadlineMs: number;
-  /** The first retry's delay; each further retry doubles it, up to {@link maxBackoffMs}. */
+  /** The second retry's delay (the first is immediate); each further retry doubles it, up to {@link maxBackoffMs}. */
   backoffMs: number;
   maxBackoffMs: number;
   /** A due job that no runner claimed for this long is reported as unclaimed. */
@@ -34,7 +34,7 @@ export interface JobConfig {
 }
 
 /**
- * Runner options from the config. The backoff starts at one lease: a job whose worker died is not
+ * Runner options from the config. Backoff grows from one lease: a job that keeps failing is not
  * hammered by the next worker before an operator could notice, yet retries within seconds.
  */
 export function runnerOptions(config: JobConfig, overrides: Partial<RunnerOptions> = {}): RunnerOptions {
@@ -56,10 +56,16 @@ export function runnerOptions(config: JobConfig, overrides: Partial<RunnerOption
   };
 }
 
-/** The delay before retry number `attempt` (1 = after the first attempt). */
+/**
+ * The delay before retry number `attempt` (1 = after the first attempt). The first retry is
+ * immediate — a lost worker, the most common cause, says nothing about the job — so a job whose
+ * worker died runs again within lease + reaper interval; from the second on, retries back off
+ * exponentially from {@link RunnerOptions.backoffMs}.
+ */
 export function backoffDelay(
   opts: Pick<RunnerOptions, 'backoffMs' | 'maxBackoffMs'>,
   attempt: number,
 ): number {
-  return Math.min(opts.maxBackoffMs, opts.backoffMs * 2 ** Math.max(0, attempt - 1));
+  if (attempt <= 1) return 0;
+  return Math.min(opts.maxBackoffMs, opts.backoffMs * 2 ** (attempt - 2));
 }

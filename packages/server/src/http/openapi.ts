@@ -51,7 +51,14 @@ export function concordOpenApi(serverUrl: string) {
         'subscriptions; see Zulip’s API documentation for those. This document covers what Concord adds.',
     },
     servers: [{ url: serverUrl }],
-    components: { schemas: { Error: errorShape, Readiness: readinessShape, ...directorySchemas } },
+    components: {
+      schemas: {
+        Error: errorShape,
+        Readiness: readinessShape,
+        ...directorySchemas,
+        ConcordJobEvent: jobEventShape,
+      },
+    },
     paths: {
       ...directorySourcePaths(),
       '/livez': {
@@ -352,6 +359,21 @@ export function concordOpenApi(serverUrl: string) {
 }
 
 /** Schemas of the directory-source endpoints (jobs/directory), for Concord's document. */
+/**
+ * The event Concord adds to Zulip's: a job's status changed. Delivered to administrators' and
+ * owners' queues (Zulip clients ignore types they do not know).
+ */
+const jobEventShape = {
+  type: 'object',
+  required: ['type', 'op', 'id', 'job'],
+  properties: {
+    type: { const: 'concord_job' },
+    op: { const: 'update' },
+    id: { type: 'integer' },
+    job: { $ref: '#/components/schemas/SyncJob' },
+  },
+};
+
 const directorySchemas = {
   DirectorySource: {
     type: 'object',

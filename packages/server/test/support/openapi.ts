@@ -4,6 +4,7 @@ import { Ajv } from 'ajv';
 import type { ValidateFunction } from 'ajv';
 import addFormatsPlugin from 'ajv-formats';
 import { parse } from 'yaml';
+import { concordOpenApi } from '../../src/http/openapi.js';
 
 /**
  * Validates Concord's answers against Zulip's published OpenAPI description
@@ -162,6 +163,20 @@ class ZulipContract {
   validateResponse(method: string, path: string, status: number, body: unknown): void {
     const bare = path.split('?')[0]!;
     if (concordOwnEndpoints.some((re) => re.test(bare))) return;
+    // Concord's own event types travel in Zulip's events array: checked against Concord's schema,
+    // the rest of the response against Zulip's.
+    const events = (body as { events?: unknown } | null)?.events;
+    if (
+      Array.isArray(events) &&
+      events.some((e) => String((e as { type?: unknown }).type).startsWith('concord_'))
+    ) {
+      for (const e of events)
+        if (String((e as { type?: unknown }).type).startsWith('concord_')) this.validateEvent(e);
+      body = {
+        ...(body as object),
+        events: events.filter((e) => !String((e as { type?: unknown }).type).startsWith('concord_')),
+      };
+    }
     const op = this.operation(method, bare);
     const isError = status >= 400;
     if (!op) {
@@ -194,9 +209,26 @@ class ZulipContract {
     );
   }
 
+  private concordJobEvent: ValidateFunction | null = null;
+
+  /** Concord's own event types, against Concord's OpenAPI document (src/http/openapi.ts). */
+  private validateConcordEvent(event: unknown): void {
+    if (!this.concordJobEvent) {
+      const doc = concordOpenApi('http://localhost') as { components: unknown };
+      this.ajv.addSchema({ $id: 'concord', components: doc.components }, 'concord');
+      this.concordJobEvent = this.ajv.getSchema('concord#/components/schemas/ConcordJobEvent')!;
+    }
+    if (!this.concordJobEvent(event))
+      throw new Error(
+        `Event concord_job does not match Concord's schema: ${this.ajv.errorsText(this.concordJobEvent.errors)}` +
+          `\nevent: ${JSON.stringify(event).slice(0, 2000)}`,
+      );
+  }
+
   /** Throws unless the event matches the branch of Zulip's event schema for its type and op. */
   validateEvent(event: unknown): void {
     const e = event as { type?: unknown; op?: unknown };
+    if (e.type === 'concord_job') return this.validateConcordEvent(event);
     const branches = this.eventBranches.filter(
       (b) => b.type.includes(String(e.type)) && (b.op === null || b.op.includes(String(e.op))),
     );

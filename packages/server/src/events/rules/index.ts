@@ -1,6 +1,7 @@
 import type { Change, ChangeKind } from '../../changelog/change.js';
 import type { Rule, RuleContext, RuleResult } from './rule.js';
 import { none } from './rule.js';
+import { jobUpdated } from './jobs.js';
 import { streamArchived, streamCreated, streamUpdated } from './streams.js';
 import { subscriptionAdded, subscriptionRemoved } from './subscriptions.js';
 import {
@@ -25,8 +26,7 @@ const rules: { [K in ChangeKind]: Rule<K> } = {
   'stream.archived': streamArchived,
   'subscription.added': subscriptionAdded,
   'subscription.removed': subscriptionRemoved,
-  // Job status has no Zulip event yet; a kind this node does not know (a newer node's) yields none.
-  'job.updated': () => none,
+  'job.updated': jobUpdated,
 };
 
 /** The events `change` yields for the recipient of `ctx` (whose view it updates). */

@@ -12,6 +12,7 @@ import { serverEnv, spawnServer } from '../support/process.js';
 import { openJobLog, testOptions, until } from './fixture.js';
 
 const LEASE_S = 0.6;
+const metricsOf = async (url: string) => (await fetch(`${url}/metrics`)).text();
 const REAPER_S = 0.2;
 
 describe.each(backends())('a whole server restarted during a job (%s)', (backend: Backend) => {
@@ -72,6 +73,17 @@ describe.each(backends())('a whole server restarted during a job (%s)', (backend
     watching = false;
     await watch;
     if (seen.at(-1)?.state !== 'succeeded') seen.push(done);
+    // The node that rescued the job exports it, and the lease invariant held.
+    await until(
+      async () => /concord_jobs\{state="succeeded"\} 1\b/.test(await metricsOf(second.url)),
+      10_000,
+      'census',
+    );
+    const metrics = await metricsOf(second.url);
+    expect(metrics).toMatch(/^concord_job_rescues_total\{to="retrying"\} 1$/m);
+    expect(metrics).toMatch(/^concord_job_lease_expiries_total 1$/m);
+    expect(metrics).toMatch(/^concord_job_lease_invariant_violations 0$/m);
+    expect(metrics).toMatch(/^concord_jobs_unclaimed 0$/m);
     await second.stop();
 
     const states = seen.map((s) => `${s.state}#${s.attempt}`);

@@ -156,6 +156,11 @@ export class ResultStore {
     return pending;
   }
 
+  /** Whether a get of `key` is under way in this process (reading, computing or writing it). */
+  inFlight(key: string): boolean {
+    return this.inflight.has(key);
+  }
+
   /** Resolves when every result computed so far is written (for shutdown and tests). */
   async settled(): Promise<void> {
     while (this.writing.size > 0) await Promise.allSettled([...this.writing]);

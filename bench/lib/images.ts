@@ -1,0 +1,247 @@
+import { execFile, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import { once } from 'node:events';
+import { readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import sharp from 'sharp';
+import type { TransformOps } from '../../packages/server/src/images/transformUrl.js';
+import { signedPath } from '../../packages/server/src/images/transformUrl.js';
+import { startConcord } from './processes.js';
+
+/**
+ * Shared pieces of the image benchmarks: a Concord process with one uploaded source picture, the
+ * bare sharp pipeline as the limit, and the child processes that drive or serve from outside the
+ * benchmark's process. Run directly, this file is one of those children:
+ *   `static <dir>`            @fastify/static serving `dir` (the peer of a cached variant);
+ *   `sharp <source>`          on each stdin line (operations as JSON), the bare sharp pipeline once;
+ *                             prints its ms and the result's SHA-256;
+ *   `burst <url> <n>`         n keep-alive connections; on each stdin line, n concurrent GETs of url;
+ *                             prints the time until all n answered and whether the bodies agree.
+ */
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const KEY = 'bench-image-key-bench-image-key-0123456789';
+
+/**
+ * A photo-like source: gradients, a wavy texture and noise, 1600×1200 JPEG (~0.5 MB), the kind of
+ * picture people upload as avatars. Deterministic, so every run transforms the same input.
+ */
+export async function sourcePhoto(): Promise<Buffer> {
+  const width = 1600;
+  const height = 1200;
+  const raw = Buffer.alloc(width * height * 3);
+  let seed = 42;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff) * 255;
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 3;
+      const texture = 40 * Math.sin(x / 7) * Math.cos(y / 11) + 30 * Math.sin((x + 2 * y) / 23);
+      raw[i] = (x / width) * 160 + texture + rand() * 0.4;
+      raw[i + 1] = (y / height) * 150 - texture + rand() * 0.4;
+      raw[i + 2] = ((x + y) / (width + height)) * 180 + texture / 2 + rand() * 0.4;
+    }
+  return sharp(raw, { raw: { width, height, channels: 3 } })
+    .blur(0.8)
+    .jpeg({ quality: 85 })
+    .toBuffer();
+}
+
+/** The bare sharp pipeline for `ops`: what images/transform.ts does, with nothing around it. */
+export function bareTransform(source: Buffer, o: TransformOps): Promise<Buffer> {
+  const img = sharp(source, { limitInputPixels: 25_000_000, failOn: 'truncated' })
+    .rotate()
+    .resize(o.width, o.height, { fit: o.fit === 'fill' ? 'cover' : 'inside' });
+  if (o.format === 'webp') return img.webp({ quality: o.quality }).toBuffer();
+  if (o.format === 'jpeg') return img.jpeg({ quality: o.quality }).toBuffer();
+  if (o.format === 'avif') return img.avif({ quality: o.quality }).toBuffer();
+  return img.png().toBuffer();
+}
+
+export interface ImageServer {
+  url: string;
+  dataDir: string;
+  source: Buffer;
+  sha256: string;
+  /** The signed path of a transform of the source. */
+  path(ops: Omit<TransformOps, 'source'>): string;
+  /**
+   * Empties the result store (the server then computes every variant anew), first waiting until
+   * results still being written (after their response) are on disk.
+   */
+  clearResults(): Promise<void>;
+  /** Waits until results still being written (after their response) are on disk. */
+  settle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A Concord process (embedded SQLite) with signing keys and `source` uploaded as the owner's avatar. */
+export async function startImageServer(source: Buffer): Promise<ImageServer> {
+  const concord = await startConcord({ CONCORD_IMAGE_KEYS: KEY });
+  try {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(root, 'packages/server/src/main.ts'),
+        'create-user',
+        '--role',
+        'owner',
+        '--email',
+        'owner@example.com',
+        '--full-name',
+        'Bench Owner',
+      ],
+      { env: concord.env },
+    );
+    const owner = JSON.parse(stdout.trim()) as { api_key: string };
+    const form = new FormData();
+    form.append('file', new Blob([source]), 'photo.jpg');
+    const res = await fetch(`${concord.url}/api/v1/users/me/avatar`, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`owner@example.com:${owner.api_key}`).toString('base64')}`,
+      },
+      body: form,
+    });
+    if (res.status !== 200) throw new Error(`upload failed: ${res.status} ${await res.text()}`);
+  } catch (err) {
+    await concord.stop();
+    throw err;
+  }
+  const sha256 = createHash('sha256').update(source).digest('hex');
+  const results = join(concord.dataDir, 'results');
+  const settle = async () => {
+    while (readdirSync(results).some((f) => f.endsWith('.lock') || f.endsWith('.tmp')))
+      await new Promise((r) => setTimeout(r, 2));
+  };
+  return {
+    url: concord.url,
+    dataDir: concord.dataDir,
+    source,
+    sha256,
+    path: (ops) => signedPath(KEY, { ...ops, source: sha256 }),
+    settle,
+    async clearResults() {
+      await settle();
+      for (const f of readdirSync(results)) if (f.endsWith('.res')) unlinkSync(join(results, f));
+    },
+    stop: () => concord.stop(),
+  };
+}
+
+const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 256 });
+
+/** A GET over a keep-alive connection (node:http: less client overhead than fetch). */
+export function get(url: string, agent: http.Agent = keepAlive): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      })
+      .on('error', reject);
+  });
+}
+
+/** Closes the keep-alive connections of {@link get} (so the process can exit). */
+export function closeConnections(): void {
+  keepAlive.destroy();
+}
+
+/** A child of this file that answers one stdout line per stdin line. */
+export interface LineChild {
+  child: ChildProcess;
+  /** Sends a line and resolves with the next line the child prints. */
+  ask(line?: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** Starts this file as a child in `mode`; resolves once it printed `ready`. */
+export async function startLineChild(mode: 'sharp' | 'burst', args: string[]): Promise<LineChild> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), mode, ...args], {
+    cwd: root,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const waiting: ((line: string) => void)[] = [];
+  lines.on('line', (line) => waiting.shift()?.(line));
+  const next = () => new Promise<string>((resolve) => waiting.push(resolve));
+  const exited = once(child, 'exit');
+  const ready = await Promise.race([next(), exited.then(() => 'exited')]);
+  if (ready !== 'ready') throw new Error(`${mode} child did not start: ${ready}`);
+  return {
+    child,
+    ask(line = 'go') {
+      const answer = next();
+      child.stdin!.write(`${line}\n`);
+      return answer;
+    },
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+/** Writes `body` to `dir/name` and starts @fastify/static on `dir` in its own process. */
+export function staticServerArgs(dir: string, name: string, body: Buffer): [string, string[], RegExp] {
+  writeFileSync(join(dir, name), body);
+  return [fileURLToPath(import.meta.url), ['static', dir], /static server at (http:\/\/\S+)/];
+}
+
+async function childMain(mode: string, args: string[]): Promise<void> {
+  const input = createInterface({ input: process.stdin });
+  if (mode === 'static') {
+    const { default: Fastify } = await import('fastify');
+    const { default: fastifyStatic } = await import('@fastify/static');
+    const app = Fastify({ logger: false });
+    await app.register(fastifyStatic, { root: args[0]!, maxAge: 31536000 * 1000, immutable: true });
+    console.log(`static server at ${await app.listen({ host: '127.0.0.1', port: 0 })}`);
+  } else if (mode === 'sharp') {
+    const { readFileSync } = await import('node:fs');
+    const source = readFileSync(args[0]!);
+    await bareTransform(source, {
+      fit: 'fill',
+      width: 64,
+      height: 64,
+      format: 'webp',
+      quality: 80,
+      source: '',
+    });
+    console.log('ready');
+    for await (const line of input) {
+      const ops = JSON.parse(line) as TransformOps;
+      // A fresh copy, as Concord's is (read from the database): libvips may not reuse a decode.
+      const input = Buffer.from(source);
+      const start = performance.now();
+      const out = await bareTransform(input, ops);
+      const ms = performance.now() - start;
+      console.log(JSON.stringify({ ms, sha256: createHash('sha256').update(out).digest('hex') }));
+    }
+  } else if (mode === 'burst') {
+    const [url, n] = [args[0]!, Number(args[1])];
+    const agent = new http.Agent({ keepAlive: true, maxSockets: n, maxFreeSockets: n });
+    // Open all n connections before the first measured burst (connection setup is not the subject).
+    await Promise.all(Array.from({ length: n }, () => get(`${new URL(url).origin}/livez`, agent)));
+    console.log('ready');
+    for await (const _ of input) {
+      const start = performance.now();
+      const got = await Promise.all(Array.from({ length: n }, () => get(url, agent)));
+      const ms = performance.now() - start;
+      const ok = got.filter((g) => g.status === 200).length;
+      const shas = got.map((g) => createHash('sha256').update(g.body).digest('hex'));
+      console.log(JSON.stringify({ ms, ok, distinct: new Set(shas).size, sha256: shas[0] }));
+    }
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await childMain(process.argv[2]!, process.argv.slice(3));
+}

@@ -66,6 +66,8 @@ describe(`warm-up on ${USERS.toLocaleString('en')} users and ${(USERS * PER_USER
         CONCORD_DATA_DIR: dir.dir,
         CONCORD_LOG_LEVEL: 'warn',
         CONCORD_SECRET: 'warmup-test-secret-warmup-test-secret-01',
+        // Lower than this warm-up takes: the slow warm-up warning and metric must show.
+        CONCORD_WARMUP_WARN_SECONDS: '1',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -152,5 +154,8 @@ describe(`warm-up on ${USERS.toLocaleString('en')} users and ${(USERS * PER_USER
     expect(value('concord_cache_lookups_total\\{tier="l1",result="hit"\\}')).toBeGreaterThanOrEqual(3);
     expect(value('concord_warmup_seconds')).toBeGreaterThan(0);
     expect(value('concord_ready')).toBe(1);
+    expect(value('concord_warmup_slow')).toBe(1);
+    expect(out).toMatch(/"msg":"slow warm-up"/);
+    expect(value('concord_warmup_phase_seconds\\{phase="loading"\\}')).toBeGreaterThan(0);
   }, 180_000);
 });

@@ -254,7 +254,7 @@ export async function startConcord(config: Config, opts: StartOptions = {}): Pro
     first.push(stopWatch);
     jobs = new JobRunner({ log, realmId, options: runnerOptions(config), metrics: metrics.jobs, logger });
     jobs.register(NOOP_JOB, noopJob);
-    jobs.register(DIRECTORY_SYNC_JOB, directorySyncJob({ store, passwordHashCost: config.passwordHashCost }));
+    jobs.register(DIRECTORY_SYNC_JOB, directorySyncJob({ store }));
     first.push(
       startDirectorySchedules(log, realmId, jobs.options, 15_000, (err) =>
         logger.warn({ err }, 'directory schedules: tick failed'),

@@ -113,7 +113,7 @@ export async function syncOnce(
     },
   };
   try {
-    await directorySyncJob({ store: core.store, passwordHashCost: 4, pageSize: opts.pageSize })(run);
+    await directorySyncJob({ store: core.store, pageSize: opts.pageSize })(run);
   } catch (err) {
     outcome.error = err;
   }

@@ -23,7 +23,6 @@ export const syncKey = (sourceId: number): string => `directory-source:${sourceI
 
 export interface DirectorySyncDeps {
   store: Store;
-  passwordHashCost: number;
   /** Work units per fenced page (default 500). */
   pageSize?: number;
 }
@@ -85,7 +84,6 @@ export function directorySyncJob(deps: DirectorySyncDeps): JobHandler<DirectoryS
     );
     if (plan.rowErrors.length > 0) await run.rowErrors(plan.rowErrors);
     await applyPlan(run, source.id, plan, {
-      passwordHashCost: deps.passwordHashCost,
       pageSize: deps.pageSize,
     });
   };

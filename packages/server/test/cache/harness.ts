@@ -8,7 +8,8 @@ import type { Coherence } from '../../src/cache/coherence.js';
 import { startCoherence } from '../../src/cache/coherence.js';
 import { RedisTier } from '../../src/cache/redisTier.js';
 import { TieredCache } from '../../src/cache/tieredCache.js';
-import type { ChangeLog } from '../../src/changelog/log.js';
+import { LocalDoorbell } from '../../src/changelog/doorbell.js';
+import { ChangeLog } from '../../src/changelog/log.js';
 import { loadConfig } from '../../src/config/config.js';
 import { Role } from '../../src/domain/roles.js';
 import { createUser } from '../../src/domain/users/createUser.js';
@@ -35,11 +36,13 @@ export interface CacheNode {
 export interface CacheWorld {
   store: Store;
   log: ChangeLog;
+  /** Commits as another node would: this process's caches learn of them only from the log. */
+  otherLog: ChangeLog;
   realmId: number;
   owner: UserRow;
   /** A scope for L2 keys unique to this world (a prefix of our own in the shared Redis). */
   scope: string;
-  node(opts?: { l2?: boolean; redisUrl?: string; maxBytes?: number }): CacheNode;
+  node(opts?: { l2?: boolean; redisUrl?: string; maxBytes?: number; pollMs?: number }): CacheNode;
   addUser(name: string): Promise<UserRow>;
   close(): Promise<void>;
 }
@@ -55,6 +58,9 @@ export async function cacheWorld(backend: Backend): Promise<CacheWorld> {
     ...(db.databaseUrl ? { DATABASE_URL: db.databaseUrl } : {}),
   });
   const { store, log, realmId, doorbell } = await openConcord(config, logger);
+  // Another process's view of the same database: its commits reach this process only through the
+  // log (no in-process commit listener), as a second node's would.
+  const otherLog = new ChangeLog(store, new LocalDoorbell());
   const add = async (name: string, role: number = Role.MEMBER) =>
     (
       await log.run(realmId, (ctx) =>
@@ -72,6 +78,7 @@ export async function cacheWorld(backend: Backend): Promise<CacheWorld> {
   return {
     store,
     log,
+    otherLog,
     realmId,
     owner,
     scope,
@@ -92,7 +99,7 @@ export async function cacheWorld(backend: Backend): Promise<CacheWorld> {
             log,
             cache,
             from: from ?? (await log.head()),
-            pollMs: 100,
+            pollMs: opts.pollMs ?? 100,
             metrics,
             logger,
           });

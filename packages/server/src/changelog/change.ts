@@ -37,6 +37,8 @@ export type StreamProperty = 'name' | 'description' | 'invite_only' | 'history_p
 export interface StreamRef {
   id: number;
   inviteOnly: boolean;
+  /** The channel is archived (only clients with the `archived_channels` capability show it). */
+  archived?: boolean;
 }
 
 /**
@@ -54,9 +56,9 @@ export interface ChangePayloads {
     value: string | number | null;
     previous: string | number | null;
   };
-  /** `streams`: the live channels the user was subscribed to, whose member lists lose them. */
+  /** `streams`: the channels the user was subscribed to (archived ones marked), whose member lists lose them. */
   'user.deactivated': { userId: number; streams: StreamRef[] };
-  /** `streams`: the live channels the user is subscribed to, whose member lists regain them. */
+  /** `streams`: the channels the user is subscribed to (archived ones marked), whose member lists regain them. */
   'user.reactivated': { userId: number; streams: StreamRef[] };
   'user.credentials_changed': { userId: number };
   'stream.created': { stream: StreamSnapshot };
@@ -70,7 +72,8 @@ export interface ChangePayloads {
     subscriberIds: number[];
   };
   /** `subscriberIds`: who was subscribed when it was archived. */
-  'stream.archived': { streamId: number; subscriberIds: number[] };
+  /** `name`: the channel's name when archived (absent in entries written before it was recorded). */
+  'stream.archived': { streamId: number; subscriberIds: number[]; name?: string };
   /** `stream` and `subscriberIds` (active, after the change) for the new subscribers' view. */
   'subscription.added': {
     streamId: number;

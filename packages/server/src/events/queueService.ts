@@ -5,12 +5,15 @@ import type { ChangeLog } from '../changelog/log.js';
 import { ConcordError } from '../errors.js';
 import type { PresentContext } from '../http/presenters/user.js';
 import type { Store } from '../store/store.js';
-import type { Checkpoint, QueueOptions, QueuedEvent } from './queue.js';
+import { CheckpointWriter } from './checkpoints.js';
+import { derive, optionsKey } from './derive.js';
+import type { Checkpoint, PendingEvent, QueueOptions, QueuedEvent } from './queue.js';
 import { EventQueue } from './queue.js';
 import { RecentChanges } from './recentChanges.js';
 import type { Snapshot } from './snapshot.js';
 import { takeSnapshot } from './snapshot.js';
-import { storeView } from './view.js';
+import type { StoredView } from './view.js';
+import { storeView, subscribedKey, viewKey } from './view.js';
 
 /** Timing of queues, from the configuration. */
 export interface QueueTiming {
@@ -20,26 +23,47 @@ export interface QueueTiming {
   longpollSeconds: number;
 }
 
-interface Waiter {
-  queue: EventQueue;
-  wake(): void;
+/** Something waiting on a queue of this node: told (synchronously) after the queue advanced. */
+interface Listener {
+  notify(): void;
   /** Ends the wait now (shutdown). */
   release(): void;
+}
+
+/** Where a stream sends what its queue yields. */
+export interface StreamSink {
+  /** Events after those already sent, in order; their `shared.batch` frames may be reused. */
+  events(pending: readonly PendingEvent[]): void;
+  heartbeat(): void;
+  /** The stream is over: the queue ended or failed (`err`), or the node is shutting down (null). */
+  end(err: unknown): void;
+}
+
+/** An open stream on a queue: acknowledge what the client has, and close it. */
+export interface QueueStream {
+  acknowledge(lastEventId: number): void;
+  close(): void;
 }
 
 const badQueue = (queueId: string, why = `Bad event queue ID: ${queueId}`) =>
   new ConcordError('BAD_EVENT_QUEUE_ID', why, { queue_id: queueId });
 
 /**
- * The node's event queues: register, poll (long or not), delete. Queues live in the database as
- * checkpoints; this service keeps the ones in use on this node in memory and advances them from
- * the node's window of recent changes, so each change is read once per node.
+ * The node's event queues: register, poll (long or not), stream, delete. Queues live in the
+ * database as checkpoints; this service keeps the ones in use on this node in memory and advances
+ * them from the node's window of recent changes, so each change is read once per node. Queues
+ * being waited on are advanced as soon as a change arrives, grouped by view: each change is
+ * derived (and serialized) once per distinct view, not once per queue.
  */
 export class QueueService {
   private readonly queues = new Map<string, EventQueue>();
-  private readonly waiters = new Set<Waiter>();
+  /** Long polls and streams waiting on each queue of this node. */
+  private readonly listeners = new Map<string, Set<Listener>>();
   /** When this node last used each in-memory queue, to forget idle ones. */
   private readonly lastUsed = new Map<string, number>();
+  /** Subscription sets are shared between queues with equal views: their keys are computed once. */
+  private readonly keys = new WeakMap<object, string>();
+  private readonly checkpoints: CheckpointWriter;
   readonly recent = new RecentChanges();
   /** The log position up to which this node has read changes (the events tail's cursor). */
   private headSeq = 0;
@@ -53,7 +77,9 @@ export class QueueService {
     private readonly present: PresentContext,
     private readonly timing: QueueTiming,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.checkpoints = new CheckpointWriter(store, logger, 1000, Math.min(30_000, timing.idleTimeoutMs / 4));
+  }
 
   /** Where the node's events tail starts. */
   startAt(seq: number): void {
@@ -65,7 +91,7 @@ export class QueueService {
     if (changes.length === 0) return;
     this.recent.push(changes);
     this.headSeq = changes[changes.length - 1]!.seq;
-    for (const waiter of this.waiters) waiter.wake();
+    this.fanOut();
   }
 
   /** Called when the events tail fell behind the retained log: queues older than it will fail. */
@@ -83,6 +109,7 @@ export class QueueService {
     const snapshot = await takeSnapshot(this.store, this.realmId, userId, this.present, {
       fetchEventTypes,
       includeSubscribers: options.includeSubscribers,
+      archivedChannels: options.archivedChannels ?? false,
     });
     const queueId = randomUUID();
     const checkpoint: Checkpoint = { seq: snapshot.seq, nextEventId: 0, view: storeView(snapshot.view) };
@@ -110,10 +137,10 @@ export class QueueService {
   }
 
   /**
-   * Acknowledges `lastEventId` and returns the events after it (or after `opts.after`, for a
-   * stream that already wrote some), waiting up to the long-poll hold for new ones unless
-   * `dontBlock`; an empty wait ends with a heartbeat. Throws BAD_EVENT_QUEUE_ID for unknown,
-   * expired, deleted or ended queues and for a `lastEventId` older than the queue retains.
+   * Acknowledges `lastEventId` and returns the events after it (or after `opts.after`), waiting up
+   * to the long-poll hold for new ones unless `dontBlock`; an empty wait ends with a heartbeat,
+   * which takes a new event id like Zulip's. Throws BAD_EVENT_QUEUE_ID for unknown, expired,
+   * deleted or ended queues and for a `lastEventId` older than the queue retains.
    */
   async poll(
     queueId: string,
@@ -121,18 +148,9 @@ export class QueueService {
     lastEventId: number,
     opts: { dontBlock: boolean; signal?: AbortSignal; after?: number },
   ): Promise<QueuedEvent[]> {
-    const queue = await this.load(queueId, userId);
-    if (lastEventId < queue.acknowledged)
-      throw badQueue(
-        queueId,
-        `Event ${lastEventId} is older than queue ${queueId} retains (${queue.acknowledged}); register again`,
-      );
-    queue.acknowledge(lastEventId);
-    await this.advance(queue);
-    await this.persist(queue);
-    // A stream has written events the client has not acknowledged yet: it asks only for newer ones.
+    let queue = await this.open(queueId, userId, lastEventId);
     const after = Math.max(lastEventId, opts.after ?? lastEventId);
-    const ready = () => queue.events().filter((e) => e.id > after);
+    const ready = () => (this.queues.get(queueId) ?? queue).events(after);
     if (ready().length > 0) return ready();
     if (queue.ended) {
       await this.drop(queueId);
@@ -148,36 +166,98 @@ export class QueueService {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        this.waiters.delete(waiter);
+        this.unlisten(queueId, listener);
         opts.signal?.removeEventListener('abort', onAbort);
         resolve(events);
       };
-      const waiter: Waiter = {
-        queue,
+      const listener: Listener = {
         release: () => finish([]),
-        wake: () => {
-          this.advance(queue)
-            .then(() => {
-              const events = ready();
-              if (events.length > 0 || queue.ended) finish(events);
-            })
-            .catch((err) => {
-              this.logger.warn({ err, queueId }, 'advancing a waiting queue failed');
-              finish([]);
-            });
+        notify: () => {
+          const current = this.queues.get(queueId);
+          if (!current) return finish([]);
+          const events = current.events(after);
+          if (events.length > 0 || current.ended) finish(events);
         },
       };
       const onAbort = () => finish([]);
       const timer = setTimeout(() => finish([]), holdMs);
-      this.waiters.add(waiter);
-      // Changes that arrived while this poll was advancing and persisting rang no waiter: look
-      // once more now that it is registered, or they would wait for the next change or heartbeat.
-      waiter.wake();
+      this.listen(queueId, listener);
+      // Changes that arrived while this poll was advancing rang no listener: look once more now
+      // that it is registered, or they would wait for the next change or heartbeat.
+      this.catchUp(queue, listener);
       opts.signal?.addEventListener('abort', onAbort);
       if (opts.signal?.aborted) onAbort();
     });
     if (events.length > 0) return events;
-    return [{ type: 'heartbeat', id: Math.max(lastEventId, queue.lastEventId) }];
+    queue = this.queues.get(queueId) ?? queue;
+    if (queue.ended || this.closing || opts.signal?.aborted)
+      return [{ type: 'heartbeat', id: Math.max(lastEventId, queue.lastEventId) }];
+    return [{ type: 'heartbeat', id: await this.heartbeatId(queue, lastEventId) }];
+  }
+
+  /**
+   * Opens a stream on a queue: everything after `lastEventId` now, then each new event as it is
+   * derived, and a heartbeat (with a check that the queue still exists) every long-poll hold.
+   * Throws like {@link poll} when the queue cannot be read.
+   */
+  async stream(queueId: string, userId: number, lastEventId: number, sink: StreamSink): Promise<QueueStream> {
+    const queue = await this.open(queueId, userId, lastEventId);
+    let sent = lastEventId;
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      clearInterval(timer);
+      this.unlisten(queueId, listener);
+    };
+    const end = (err: unknown) => {
+      if (closed) return;
+      close();
+      sink.end(err);
+    };
+    const listener: Listener = {
+      release: () => end(null),
+      notify: () => {
+        const current = this.queues.get(queueId);
+        if (!current) return end(badQueue(queueId));
+        const pending = current.pendingAfter(sent);
+        if (pending.length > 0) {
+          sink.events(pending);
+          sent = pending[pending.length - 1]!.id;
+        }
+        if (current.ended) {
+          end(badQueue(queueId, `Event queue ${queueId} ended (${current.ended}); register again`));
+          void this.drop(queueId).catch((err: unknown) =>
+            this.logger.warn({ err, queueId }, 'dropping a queue failed'),
+          );
+        }
+      },
+    };
+    const beat = async () => {
+      const current = await this.load(queueId, userId);
+      await this.advance(current);
+      this.checkpoints.touch(current);
+      if (closed) return;
+      listener.notify();
+      if (!closed) sink.heartbeat();
+    };
+    const timer = setInterval(
+      () => beat().catch(end),
+      this.timing.longpollSeconds * 1000 * (0.5 + Math.random() * 0.15),
+    );
+    this.listen(queueId, listener);
+    listener.notify();
+    this.catchUp(queue, listener);
+    return {
+      acknowledge: (id) => {
+        const current = this.queues.get(queueId);
+        if (!current) return;
+        current.acknowledge(id);
+        this.lastUsed.set(queueId, Date.now());
+        this.checkpoints.touch(current);
+      },
+      close,
+    };
   }
 
   /** Deletes a queue (DELETE /events). */
@@ -194,7 +274,7 @@ export class QueueService {
       .where('last_access_at', '<', cutoff)
       .executeTakeFirst();
     for (const [id, used] of this.lastUsed) {
-      if (used < cutoff) {
+      if (used < cutoff && !this.listeners.has(id)) {
         this.lastUsed.delete(id);
         this.queues.delete(id);
       }
@@ -207,11 +287,102 @@ export class QueueService {
     return this.queues.size;
   }
 
-  /** Wakes and releases every waiting poll (shutdown). */
-  close(): void {
+  /** Releases every waiting poll and stream, and writes the queue positions not yet written. */
+  async close(): Promise<void> {
     this.closing = true;
-    for (const waiter of [...this.waiters]) waiter.release();
-    this.waiters.clear();
+    for (const set of [...this.listeners.values()]) for (const l of [...set]) l.release();
+    this.listeners.clear();
+    await this.checkpoints.close();
+  }
+
+  /** Loads a queue, acknowledges `lastEventId` and brings it up to what this node has read. */
+  private async open(queueId: string, userId: number, lastEventId: number): Promise<EventQueue> {
+    const queue = await this.load(queueId, userId);
+    if (lastEventId < queue.acknowledged)
+      throw badQueue(
+        queueId,
+        `Event ${lastEventId} is older than queue ${queueId} retains (${queue.acknowledged}); register again`,
+      );
+    queue.acknowledge(lastEventId);
+    await this.advance(queue);
+    // A copy rebuilt from an older checkpoint derived again what the client had acknowledged.
+    queue.acknowledge(lastEventId);
+    this.checkpoints.touch(queue);
+    return queue;
+  }
+
+  /** Gives a heartbeat a new id and writes it before it is sent, so that no later event reuses it. */
+  private async heartbeatId(queue: EventQueue, lastEventId: number): Promise<number> {
+    const id = queue.heartbeatId(lastEventId);
+    if (id === null) return Math.max(lastEventId, queue.lastEventId);
+    this.checkpoints.touch(queue);
+    await this.checkpoints.flush();
+    return id;
+  }
+
+  /**
+   * Advances every queue something waits on to the node's head, deriving each run of changes once
+   * per group of queues at the same position with the same view and options, then tells the
+   * waiters. A queue behind the node's window catches up from the database on its own.
+   */
+  private fanOut(): void {
+    const groups = new Map<string, EventQueue[]>();
+    for (const id of this.listeners.keys()) {
+      const queue = this.queues.get(id);
+      if (!queue || queue.cursor >= this.headSeq) continue;
+      const key = `${queue.cursor}|${queue.ended ?? ''}|${optionsKey(queue.options)}|${this.viewKeyOf(queue)}`;
+      const group = groups.get(key);
+      if (group) group.push(queue);
+      else groups.set(key, [queue]);
+    }
+    for (const group of groups.values()) {
+      const first = group[0]!;
+      const window = this.recent.between(first.cursor, this.headSeq);
+      if (!window) {
+        for (const queue of group) this.catchUp(queue);
+        continue;
+      }
+      const d = derive(window, first, this.realmId, this.present);
+      for (const queue of group) queue.take(d);
+    }
+    for (const id of [...this.listeners.keys()]) this.notify(id);
+  }
+
+  private viewKeyOf(queue: EventQueue): string {
+    const view = queue.currentView;
+    let key = this.keys.get(view.subscribed);
+    if (key === undefined) {
+      key = subscribedKey(view.subscribed);
+      this.keys.set(view.subscribed, key);
+    }
+    return viewKey(view, key);
+  }
+
+  /** Advances `queue` on its own (from the database if need be), then tells its listeners. */
+  private catchUp(queue: EventQueue, only?: Listener): void {
+    this.advance(queue)
+      .then(() => (only ? only.notify() : this.notify(queue.id)))
+      .catch((err: unknown) => {
+        this.logger.warn({ err, queueId: queue.id }, 'advancing a waiting queue failed');
+        for (const l of [...(this.listeners.get(queue.id) ?? [])]) if (!only || l === only) l.release();
+      });
+  }
+
+  private notify(queueId: string): void {
+    for (const l of [...(this.listeners.get(queueId) ?? [])]) l.notify();
+  }
+
+  private listen(queueId: string, listener: Listener): void {
+    let set = this.listeners.get(queueId);
+    if (!set) this.listeners.set(queueId, (set = new Set()));
+    set.add(listener);
+  }
+
+  private unlisten(queueId: string, listener: Listener): void {
+    const set = this.listeners.get(queueId);
+    if (!set) return;
+    set.delete(listener);
+    if (set.size === 0) this.listeners.delete(queueId);
   }
 
   private async load(queueId: string, userId: number): Promise<EventQueue> {
@@ -224,24 +395,30 @@ export class QueueService {
       this.queues.delete(queueId);
       throw badQueue(queueId);
     }
-    if (Date.now() - Number(row.last_access_at) > this.timing.idleTimeoutMs) {
+    if (Date.now() - Number(row.last_access_at) > this.timing.idleTimeoutMs && !this.listeners.has(queueId)) {
       await this.drop(queueId);
       throw badQueue(queueId);
     }
+    const seq = Number(row.checkpoint_seq);
+    const nextEventId = Number(row.checkpoint_event_id);
     let queue = this.queues.get(queueId);
+    // A checkpoint ahead of what this node wrote was written by another node (it advanced the
+    // queue, or gave a heartbeat an id): this copy is stale and is rebuilt from the row.
+    if (
+      queue &&
+      (seq > queue.written.seq || (seq === queue.written.seq && nextEventId > queue.written.nextEventId))
+    )
+      queue = undefined;
     if (!queue) {
       // Another node registered it, or this node restarted: rebuild it from its checkpoint. The
       // events it derives carry the same ids as those any node delivered before.
+      const stored = JSON.parse(row.checkpoint_view) as StoredView & { lastRealEventId?: number };
       queue = new EventQueue(
         queueId,
         userId,
         this.realmId,
         JSON.parse(row.options) as QueueOptions,
-        {
-          seq: Number(row.checkpoint_seq),
-          nextEventId: Number(row.checkpoint_event_id),
-          view: JSON.parse(row.checkpoint_view),
-        },
+        { seq, nextEventId, view: stored, lastRealEventId: stored.lastRealEventId },
         this.present,
       );
       this.queues.set(queueId, queue);
@@ -272,36 +449,10 @@ export class QueueService {
     }
   }
 
-  private async persist(queue: EventQueue): Promise<void> {
-    const checkpoint = queue.cleanCheckpoint();
-    const now = Date.now();
-    let q = this.store.db.updateTable('event_queues').set({ last_access_at: now }).where('id', '=', queue.id);
-    if (checkpoint) {
-      // Checkpoints only move forward, whichever node writes them.
-      q = this.store.db
-        .updateTable('event_queues')
-        .set({
-          last_access_at: now,
-          checkpoint_seq: checkpoint.seq,
-          checkpoint_event_id: checkpoint.nextEventId,
-          checkpoint_view: JSON.stringify(checkpoint.view),
-        })
-        .where('id', '=', queue.id)
-        .where('checkpoint_seq', '<=', checkpoint.seq);
-    }
-    const result = await q.executeTakeFirst();
-    if (checkpoint && Number(result.numUpdatedRows) === 0) {
-      await this.store.db
-        .updateTable('event_queues')
-        .set({ last_access_at: now })
-        .where('id', '=', queue.id)
-        .execute();
-    }
-  }
-
   private async drop(queueId: string): Promise<void> {
     this.queues.delete(queueId);
     this.lastUsed.delete(queueId);
+    this.checkpoints.forget(queueId);
     await this.store.db.deleteFrom('event_queues').where('id', '=', queueId).execute();
   }
 }

@@ -9,6 +9,8 @@ export interface RegisterRequest {
   eventTypes: string[] | null;
   fetchEventTypes: string[] | null;
   includeSubscribers: boolean;
+  /** `client_capabilities.archived_channels`. */
+  archivedChannels?: boolean;
 }
 
 /**
@@ -23,7 +25,11 @@ export async function register(
   longpollSeconds: number,
 ): Promise<{ body: Record<string, unknown>; seq: number }> {
   const fetch = req.fetchEventTypes ?? req.eventTypes ?? [...supportedEventTypes];
-  const options: QueueOptions = { eventTypes: req.eventTypes, includeSubscribers: req.includeSubscribers };
+  const options: QueueOptions = {
+    eventTypes: req.eventTypes,
+    includeSubscribers: req.includeSubscribers,
+    ...(req.archivedChannels ? { archivedChannels: true } : {}),
+  };
   const { queueId, snapshot } = await queues.register(userId, options, fetch);
   const body: Record<string, unknown> = {
     queue_id: queueId,

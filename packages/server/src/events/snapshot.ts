@@ -30,7 +30,7 @@ export async function takeSnapshot(
   realmId: number,
   userId: number,
   present: PresentContext,
-  opts: { fetchEventTypes: readonly string[]; includeSubscribers: boolean },
+  opts: { fetchEventTypes: readonly string[]; includeSubscribers: boolean; archivedChannels?: boolean },
 ): Promise<Snapshot> {
   return store.readSnapshot(async (db) => {
     const head = await db
@@ -45,7 +45,8 @@ export async function takeSnapshot(
       .innerJoin('streams', 'streams.id', 'subscriptions.stream_id')
       .selectAll('subscriptions')
       .where('subscriptions.user_id', '=', userId)
-      .where('streams.is_archived', '=', 0)
+      // Clients with `archived_channels` keep archived channels and their subscriptions.
+      .$if(!opts.archivedChannels, (q) => q.where('streams.is_archived', '=', 0))
       .execute();
     const view: RecipientView = {
       userId,
@@ -75,7 +76,7 @@ export async function takeSnapshot(
         .selectFrom('streams')
         .selectAll()
         .where('realm_id', '=', realmId)
-        .where('is_archived', '=', 0)
+        .$if(!opts.archivedChannels, (q) => q.where('is_archived', '=', 0))
         .orderBy('id')
         .execute();
       const visible = streams.filter((s) => canAccessStream(me, s, view.subscribed.has(s.id)));

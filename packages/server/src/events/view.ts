@@ -40,3 +40,13 @@ export const loadView = (v: StoredView): RecipientView => ({
   role: v.role,
   subscribed: new Set(v.subscribed),
 });
+
+/**
+ * A key equal for two views exactly when every rule derives the same events and the same next
+ * subscriptions from them: recipients with equal keys share one derivation per change.
+ */
+export const viewKey = (v: RecipientView, subscribed = subscribedKey(v.subscribed)): string =>
+  `${v.userId}:${v.role}:${subscribed}`;
+
+/** The subscriptions part of {@link viewKey}. */
+export const subscribedKey = (s: ReadonlySet<number>): string => [...s].sort((a, b) => a - b).join(',');

@@ -37,7 +37,7 @@ type Step =
   | { kind: 'archive'; actor: number; stream: number }
   | { kind: 'subscribe'; actor: number; stream: number; principals: number[] }
   | { kind: 'unsubscribe'; actor: number; stream: number; principals: number[] }
-  | { kind: 'register'; user: number };
+  | { kind: 'register'; user: number; archived: boolean };
 
 const idx = fc.nat(50);
 const name = fc.constantFrom('alpha', 'beta', 'gamma', 'Delta', 'épsilon', 'zeta');
@@ -112,7 +112,10 @@ const step: fc.Arbitrary<Step> = fc.oneof(
       principals: fc.array(idx, { maxLength: 2 }),
     }),
   },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('register' as const), user: idx }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('register' as const), user: idx, archived: fc.boolean() }),
+  },
 );
 
 interface World {
@@ -243,8 +246,9 @@ async function apply(w: World, s: Step): Promise<void> {
         .select('is_active')
         .where('id', '=', id)
         .executeTakeFirstOrThrow();
-      if (row.is_active && !w.clients.some((c) => c.userId === id))
-        w.clients.push(await registerClient(core, id));
+      // One client per user and capability: with `archived_channels` and without.
+      if (row.is_active && !w.clients.some((c) => c.userId === id && c.archivedChannels === s.archived))
+        w.clients.push(await registerClient(core, id, s.archived));
       return;
     }
   }
@@ -276,10 +280,18 @@ function assertVisible(client: TestClient, e: ZulipEvent): void {
   }
 }
 
+/** Which archive-related events the runs produced, to show both capabilities were exercised. */
+const seen: Record<string, boolean> = {};
+
 /** After every step: each client drains its queue and must equal a fresh register of its user. */
 async function check(w: World, step: number): Promise<void> {
   for (const client of [...w.clients]) {
-    const outcome = await drain(w.core, client, (e) => assertVisible(client, e));
+    const outcome = await drain(w.core, client, (e) => {
+      assertVisible(client, e);
+      if (e.type === 'stream' && (e.op === 'delete' || e.property === 'is_archived'))
+        seen[`${client.archivedChannels ? 'with' : 'without'} archived_channels: stream ${String(e.op)}`] =
+          true;
+    });
     const active = await w.core.store.db
       .selectFrom('users')
       .select('is_active')
@@ -288,11 +300,12 @@ async function check(w: World, step: number): Promise<void> {
     if (outcome === 'ended') {
       w.clients.splice(w.clients.indexOf(client), 1);
       // The real client re-registers; a deactivated user cannot.
-      if (active.is_active) w.clients.push(await registerClient(w.core, client.userId));
+      if (active.is_active)
+        w.clients.push(await registerClient(w.core, client.userId, client.archivedChannels));
       continue;
     }
     if (!active.is_active) continue;
-    const expected = await freshState(w.core, client.userId);
+    const expected = await freshState(w.core, client.userId, client.archivedChannels);
     const actual = normalizeState(client.state);
     if (JSON.stringify(actual) !== JSON.stringify(expected)) {
       expect(
@@ -312,7 +325,9 @@ describe('snapshot + events = fresh snapshot', () => {
           const w: World = { core, users: [], streams: [], clients: [], counter: 0 };
           // Every run starts with an owner, an administrator, a member and a guest, all registered.
           for (const role of roles) await apply(w, { kind: 'createUser', role });
-          for (let i = 0; i < w.users.length; i++) await apply(w, { kind: 'register', user: i });
+          // Two of them with the `archived_channels` capability, two without.
+          for (let i = 0; i < w.users.length; i++)
+            await apply(w, { kind: 'register', user: i, archived: i % 2 === 1 });
           for (const [i, s] of steps.entries()) {
             await apply(w, s);
             await check(w, i);
@@ -323,5 +338,12 @@ describe('snapshot + events = fresh snapshot', () => {
       }),
       { numRuns: RUNS, seed: process.env.CONCORD_SEED ? Number(process.env.CONCORD_SEED) : undefined },
     );
+    // Archiving reached clients of both kinds: an update for those that show archived channels, a
+    // delete for the others.
+    if (RUNS >= 100)
+      expect(seen).toMatchObject({
+        'with archived_channels: stream update': true,
+        'without archived_channels: stream delete': true,
+      });
   }, 600_000);
 });

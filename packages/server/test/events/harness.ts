@@ -78,13 +78,19 @@ export interface TestClient {
   lastEventId: number;
   state: ClientState;
   received: ZulipEvent[];
+  /** Registered with the `archived_channels` client capability. */
+  archivedChannels: boolean;
 }
 
-export async function registerClient(core: Core, userId: number): Promise<TestClient> {
+export async function registerClient(
+  core: Core,
+  userId: number,
+  archivedChannels = false,
+): Promise<TestClient> {
   const { body } = await register(
     core.queues,
     userId,
-    { eventTypes: null, fetchEventTypes: null, includeSubscribers: true },
+    { eventTypes: null, fetchEventTypes: null, includeSubscribers: true, archivedChannels },
     90,
   );
   const r = body as unknown as RegisterResponse;
@@ -94,15 +100,16 @@ export async function registerClient(core: Core, userId: number): Promise<TestCl
     lastEventId: r.last_event_id,
     state: stateFromRegister(r),
     received: [],
+    archivedChannels,
   };
 }
 
 /** What a fresh register would show this user now. */
-export async function freshState(core: Core, userId: number): Promise<unknown> {
+export async function freshState(core: Core, userId: number, archivedChannels = false): Promise<unknown> {
   const { body } = await register(
     core.queues,
     userId,
-    { eventTypes: null, fetchEventTypes: null, includeSubscribers: true },
+    { eventTypes: null, fetchEventTypes: null, includeSubscribers: true, archivedChannels },
     90,
   );
   await core.queues.delete(String(body.queue_id), userId);

@@ -17,7 +17,7 @@ export async function archiveStream(ctx: CommandContext, actor: Actor, streamId:
   const subscriberIds = await activeSubscriberIds(ctx.trx, stream.id);
   ctx.record({
     kind: 'stream.archived',
-    payload: { streamId: stream.id, subscriberIds },
+    payload: { streamId: stream.id, subscriberIds, name: stream.name },
     cacheKeys: [
       cacheKey.stream(stream.id),
       cacheKey.streamsOfRealm(ctx.realmId),

@@ -30,17 +30,21 @@ export function userSnapshot(u: UserRow): UserSnapshot {
   };
 }
 
-/** The live channels the user is subscribed to, with their privacy. */
+/** The channels the user is subscribed to, with their privacy; archived ones are marked. */
 export async function subscribedStreams(db: Kysely<Database>, userId: number): Promise<StreamRef[]> {
   const rows = await db
     .selectFrom('subscriptions')
     .innerJoin('streams', 'streams.id', 'subscriptions.stream_id')
-    .select(['streams.id', 'streams.invite_only'])
+    .select(['streams.id', 'streams.invite_only', 'streams.is_archived'])
     .where('subscriptions.user_id', '=', userId)
-    .where('streams.is_archived', '=', 0)
     .orderBy('streams.id')
     .execute();
-  return rows.map((r) => ({ id: r.id, inviteOnly: r.invite_only === 1 }));
+  // Archived channels keep their subscriptions, and clients that show them keep their member lists.
+  return rows.map((r) =>
+    r.is_archived
+      ? { id: r.id, inviteOnly: r.invite_only === 1, archived: true }
+      : { id: r.id, inviteOnly: r.invite_only === 1 },
+  );
 }
 
 /** Number of active owners in the realm: the last one may not be demoted or deactivated. */

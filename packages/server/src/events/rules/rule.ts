@@ -12,6 +12,8 @@ export interface RuleContext {
   present: PresentContext;
   /** The queue registered with `include_subscribers`: subscription objects carry subscriber lists. */
   includeSubscribers: boolean;
+  /** The client declared `archived_channels`: archiving is a `stream` update, not a delete. */
+  archivedChannels: boolean;
 }
 
 /** The events one change yields for one recipient, and whether the recipient's queue ends after them. */

@@ -63,14 +63,27 @@ export const streamUpdated: Rule<'stream.updated'> = (change, ctx) => {
 };
 
 /**
- * Archiving removes the channel from every list: its subscribers get `subscription` `remove`, and
- * everyone who saw it gets `stream` `delete` (Concord does not offer the `archived_channels`
- * capability yet, so archived channels are never shown).
+ * Archiving: a client with the `archived_channels` capability keeps the channel (and its
+ * subscription) and gets `stream` `update` `is_archived: true`; any other client sees it leave
+ * every list: its subscribers get `subscription` `remove`, and everyone who saw it `stream` `delete`.
  */
 export const streamArchived: Rule<'stream.archived'> = (change, ctx) => {
   const { streamId } = change.payload;
   const ref = { id: streamId, inviteOnly: change.audience.scope === 'stream' && change.audience.inviteOnly };
   if (!canSee(ctx.view, ref)) return none;
+  if (ctx.archivedChannels)
+    return {
+      events: [
+        {
+          type: 'stream',
+          op: 'update',
+          stream_id: streamId,
+          name: change.payload.name ?? '',
+          property: 'is_archived',
+          value: true,
+        },
+      ],
+    };
   const events: ZulipEvent[] = [];
   if (ctx.view.subscribed.has(streamId)) {
     ctx.view.subscribed.delete(streamId);

@@ -1,8 +1,13 @@
 import { presentLoggedUser } from '../present.js';
 import { canSee } from '../view.js';
-import type { Rule, ZulipEvent } from './rule.js';
+import type { StreamRef } from '../../changelog/change.js';
+import type { Rule, RuleContext, ZulipEvent } from './rule.js';
 import { none } from './rule.js';
 import { avatarUrl } from '../../http/presenters/user.js';
+
+/** The channels whose members the recipient sees: archived ones only with `archived_channels`. */
+const shown = (streams: readonly StreamRef[], ctx: RuleContext) =>
+  streams.filter((s) => (!s.archived || ctx.archivedChannels) && canSee(ctx.view, s));
 
 /** Every user sees every user: a new user is `realm_user` `add` for all. */
 export const userCreated: Rule<'user.created'> = (change, ctx) => ({
@@ -58,7 +63,7 @@ export const userUpdated: Rule<'user.updated'> = (change, ctx) => {
 export const userDeactivated: Rule<'user.deactivated'> = (change, ctx) => {
   const { userId, streams } = change.payload;
   const events: ZulipEvent[] = [];
-  const visible = streams.filter((s) => canSee(ctx.view, s)).map((s) => s.id);
+  const visible = shown(streams, ctx).map((s) => s.id);
   if (visible.length > 0)
     events.push({ type: 'subscription', op: 'peer_remove', stream_ids: visible, user_ids: [userId] });
   events.push({ type: 'realm_user', op: 'update', person: { user_id: userId, is_active: false } });
@@ -72,7 +77,7 @@ export const userReactivated: Rule<'user.reactivated'> = (change, ctx) => {
   const events: ZulipEvent[] = [
     { type: 'realm_user', op: 'update', person: { user_id: userId, is_active: true } },
   ];
-  const visible = streams.filter((s) => canSee(ctx.view, s)).map((s) => s.id);
+  const visible = shown(streams, ctx).map((s) => s.id);
   if (visible.length > 0)
     events.push({ type: 'subscription', op: 'peer_add', stream_ids: visible, user_ids: [userId] });
   return { events };

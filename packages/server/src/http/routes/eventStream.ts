@@ -1,8 +1,9 @@
 import websocket from '@fastify/websocket';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
 import { ConcordError } from '../../errors.js';
-import type { QueuedEvent } from '../../events/queue.js';
+import type { PendingEvent } from '../../events/queue.js';
+import type { QueueStream } from '../../events/queueService.js';
 import type { AppContext } from '../context.js';
 import { param, parseParams } from '../params.js';
 import { requireUser } from '../requireUser.js';
@@ -15,40 +16,30 @@ const errorBody = (err: unknown) =>
     ? { result: 'error', msg: err.message, code: err.code, ...err.extra }
     : { result: 'error', msg: 'Internal server error', code: 'INTERNAL_SERVER_ERROR' };
 
+/** `{"events":[...]}` for a run of pending events, with each event's own id spliced in. */
+const wsFrame = (pending: readonly PendingEvent[]): string =>
+  `{"events":[${pending.map((p) => `${p.shared.json.slice(0, -1)},"id":${p.id}}`).join(',')}]}`;
+
+/** One SSE message per event. */
+const sseFrame = (pending: readonly PendingEvent[]): string =>
+  pending.map((p) => `id: ${p.id}\ndata: ${p.shared.json.slice(0, -1)},"id":${p.id}}\n\n`).join('');
+
 /**
- * Follows a queue for as long as `open()` holds: `write` gets each batch of real events (ids as
- * long-poll gives them), `beat` each heartbeat. Acknowledgement stays with the client: `acked()`
- * says what it acknowledged (at connect, or later over a WebSocket); events written but not yet
- * acknowledged stay in the queue, so a client that resumes from its last id loses nothing.
+ * Encodes pending events once for every queue that received exactly the same derivation from
+ * the same first id (one change fanned out to many clients of one view): the bytes are shared.
  */
-async function follow(
-  app: AppContext,
-  req: FastifyRequest,
-  queueId: string,
-  io: {
-    acked(): number;
-    open(): boolean;
-    signal: AbortSignal;
-    write(events: QueuedEvent[]): void;
-    beat(): void;
-  },
-): Promise<void> {
-  let after = io.acked();
-  while (io.open()) {
-    const batch = await app.queues.poll(queueId, req.user.id, io.acked(), {
-      dontBlock: false,
-      signal: io.signal,
-      after,
-    });
-    if (!io.open()) return;
-    const events = batch.filter((e) => e.type !== 'heartbeat');
-    if (events.length === 0) {
-      io.beat();
-      continue;
-    }
-    io.write(events);
-    after = events[events.length - 1]!.id;
-  }
+function encoded(
+  kind: 'ws' | 'sse',
+  pending: readonly PendingEvent[],
+  encode: (p: readonly PendingEvent[]) => string,
+): string | Buffer {
+  const batch = pending[0]!.shared.batch;
+  if (batch.events.length !== pending.length || batch.events[0] !== pending[0]!.shared)
+    return encode(pending);
+  const key = `${kind}:${pending[0]!.id}`;
+  let frame = batch.frames.get(key);
+  if (frame === undefined) batch.frames.set(key, (frame = Buffer.from(encode(pending))));
+  return frame;
 }
 
 /**
@@ -69,39 +60,43 @@ export async function eventStreamRoutes(http: FastifyInstance, app: AppContext):
     const header = req.headers['last-event-id'];
     const fromHeader = typeof header === 'string' && /^-?\d{1,15}$/.test(header) ? Number(header) : undefined;
     const acked = fromHeader ?? params.last_event_id ?? -1;
-    // Errors before the stream starts (unknown queue, an id older than retained) are plain JSON.
-    await app.queues.poll(params.queue_id, req.user.id, acked, { dontBlock: true });
-
-    const abort = new AbortController();
-    reply.hijack();
     const res = reply.raw;
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-store',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-    });
-    res.write(`retry: 2000\n\n`);
     let open = true;
+    let started = false;
+    const start = () => {
+      if (started) return;
+      started = true;
+      reply.hijack();
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-store',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      res.write(`retry: 2000\n\n`);
+    };
+    const write = (chunk: string | Buffer) => {
+      start();
+      if (open) res.write(chunk);
+    };
+    // Errors before the stream starts (unknown queue, an id older than retained) are plain JSON.
+    const stream = await app.queues.stream(params.queue_id, req.user.id, acked, {
+      events: (pending) => write(encoded('sse', pending, sseFrame)),
+      heartbeat: () => write(': heartbeat\n\n'),
+      end: (err) => {
+        if (err !== null) write(`event: error\ndata: ${JSON.stringify(errorBody(err))}\n\n`);
+        if (err !== null && !(err instanceof ConcordError)) req.log.error({ err }, 'event stream failed');
+        start();
+        open = false;
+        res.end();
+      },
+    });
+    start();
+    if (res.writableEnded) return;
     res.on('close', () => {
       open = false;
-      abort.abort();
+      stream.close();
     });
-    try {
-      await follow(app, req, params.queue_id, {
-        acked: () => acked,
-        open: () => open,
-        signal: abort.signal,
-        write: (events) => {
-          for (const e of events) res.write(`id: ${e.id}\ndata: ${JSON.stringify(e)}\n\n`);
-        },
-        beat: () => res.write(': heartbeat\n\n'),
-      });
-    } catch (err) {
-      if (open) res.write(`event: error\ndata: ${JSON.stringify(errorBody(err))}\n\n`);
-      if (!(err instanceof ConcordError)) req.log.error({ err }, 'event stream failed');
-    }
-    res.end();
   });
 
   http.route({
@@ -125,46 +120,57 @@ export async function eventStreamRoutes(http: FastifyInstance, app: AppContext):
         return;
       }
       let acked = params.last_event_id ?? -1;
+      let stream: QueueStream | null = null;
       let open = true;
-      const abort = new AbortController();
       const stop = () => {
         open = false;
-        abort.abort();
+        stream?.close();
       };
       socket.on('close', stop);
       socket.on('error', stop);
       socket.on('message', (data) => {
         try {
           const msg = JSON.parse(String(data)) as { ack?: unknown };
-          if (typeof msg.ack === 'number' && Number.isSafeInteger(msg.ack) && msg.ack > acked)
+          if (typeof msg.ack === 'number' && Number.isSafeInteger(msg.ack) && msg.ack > acked) {
             acked = msg.ack;
+            stream?.acknowledge(acked);
+          }
         } catch {
           socket.close(1003, 'messages must be JSON: {"ack": <event id>}');
         }
       });
-      const send = (value: unknown) => {
+      const send = (frame: string | Buffer) => {
+        if (!open || socket.readyState !== socket.OPEN) return;
         if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
           // A client that does not read must not grow our memory; it resumes from its last id.
           socket.close(1013, 'client too slow; reconnect with last_event_id');
           stop();
           return;
         }
-        socket.send(JSON.stringify(value));
+        // Frames shared by many sockets are Buffers: sent as text, encoded once.
+        socket.send(frame, { binary: false });
       };
-      follow(app, req, params.queue_id, {
-        acked: () => acked,
-        open: () => open && socket.readyState === socket.OPEN,
-        signal: abort.signal,
-        write: (events) => send({ events }),
-        beat: () => send({ type: 'heartbeat' }),
-      })
-        .catch((err: unknown) => {
-          if (open) send(errorBody(err));
-          if (!(err instanceof ConcordError)) req.log.error({ err }, 'event socket failed');
+      const end = (err: unknown) => {
+        if (err === null) {
+          // The node is shutting down: the client resumes from its last id on another node.
+          if (socket.readyState === socket.OPEN) socket.close(1012, 'server restarting');
+          return;
+        }
+        send(JSON.stringify(errorBody(err)));
+        if (!(err instanceof ConcordError)) req.log.error({ err }, 'event socket failed');
+        if (socket.readyState === socket.OPEN) socket.close(1000, 'queue ended');
+      };
+      app.queues
+        .stream(params.queue_id, req.user.id, acked, {
+          events: (pending) => send(encoded('ws', pending, wsFrame)),
+          heartbeat: () => send('{"type":"heartbeat"}'),
+          end,
         })
-        .finally(() => {
-          if (socket.readyState === socket.OPEN) socket.close(1000, 'queue ended');
-        });
+        .then((s) => {
+          stream = s;
+          if (!open) s.close();
+          else if (acked > (params.last_event_id ?? -1)) s.acknowledge(acked);
+        }, end);
     },
   });
 }

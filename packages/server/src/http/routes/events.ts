@@ -34,6 +34,7 @@ export function eventRoutes(http: FastifyInstance, app: AppContext): void {
         fetchEventTypes: params.fetch_event_types ?? null,
         includeSubscribers:
           params.include_subscribers !== undefined && params.include_subscribers !== 'false',
+        archivedChannels: params.client_capabilities?.archived_channels === true,
       },
       app.config.eventLongpollSeconds,
     );

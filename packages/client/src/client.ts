@@ -32,6 +32,28 @@ export interface ClientOptions {
   onEvent?(event: ZulipEvent): void;
   /** Backoff bounds in ms (defaults 250 ms .. 30 s). */
   backoff?: { minMs: number; maxMs: number };
+  /**
+   * How events arrive: `long-poll` (GET /events, the default) or `websocket` (the same queue over
+   * /api/v1/events/socket: one connection, events pushed as they happen, acknowledged with
+   * `{"ack": id}`). Both resume from the last event id and re-register when the queue is gone.
+   */
+  transport?: 'long-poll' | 'websocket';
+  /**
+   * Opens a WebSocket with these headers (Authorization). Defaults to the global `WebSocket`,
+   * which cannot send headers: in Node, pass one built on the `ws` package.
+   */
+  webSocket?: (url: string, headers: Record<string, string>) => SocketLike;
+}
+
+/** The part of the WHATWG WebSocket the client uses (the browser's, or `ws`'s in Node). */
+export interface SocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: 'open', listener: () => void): void;
+  addEventListener(type: 'message', listener: (event: { data: unknown }) => void): void;
+  addEventListener(type: 'close', listener: (event: { code: number; reason: string }) => void): void;
+  addEventListener(type: 'error', listener: () => void): void;
 }
 
 const encode = (params: Record<string, unknown>) =>
@@ -106,9 +128,9 @@ export function backoffDelay(attempt: number, minMs: number, maxMs: number): num
 }
 
 /**
- * A live view of the workspace: registers a queue, long-polls it, applies every event to one
- * store, resumes after a dropped connection with the same `last_event_id`, and re-registers (with
- * jittered exponential backoff) when the server says the queue is gone.
+ * A live view of the workspace: registers a queue, follows it (long-poll or WebSocket), applies
+ * every event to one store, resumes after a dropped connection with the same `last_event_id`, and
+ * re-registers (with jittered exponential backoff) when the server says the queue is gone.
  */
 export class ConcordClient {
   state: ClientState | null = null;
@@ -116,6 +138,7 @@ export class ConcordClient {
   private lastEventId = -1;
   private running = false;
   private abort: AbortController | null = null;
+  private socket: SocketLike | null = null;
   private readonly f: typeof fetch;
 
   constructor(private readonly opts: ClientOptions) {
@@ -151,6 +174,7 @@ export class ConcordClient {
   async stop(): Promise<void> {
     this.running = false;
     this.abort?.abort();
+    this.socket?.close(1000, 'client stopped');
     this.opts.onStatus?.('stopped');
     if (this.queueId) await this.call('DELETE', '/events', { queue_id: this.queueId }).catch(() => {});
   }
@@ -196,18 +220,14 @@ export class ConcordClient {
   private async loop(): Promise<void> {
     const { minMs, maxMs } = this.opts.backoff ?? { minMs: 250, maxMs: 30_000 };
     let failures = 0;
+    const connected = () => {
+      failures = 0;
+      this.opts.onStatus?.('live');
+    };
     while (this.running) {
-      this.abort = new AbortController();
       try {
-        const body = await this.call<{ events: unknown[] }>(
-          'GET',
-          '/events',
-          { queue_id: this.queueId, last_event_id: this.lastEventId },
-          this.abort.signal,
-        );
-        failures = 0;
-        this.opts.onStatus?.('live');
-        this.applyEvents(body.events.map((e) => eventSchema.parse(e) as ZulipEvent));
+        if (this.opts.transport === 'websocket') await this.followSocket(connected);
+        else await this.pollOnce(connected);
       } catch (err) {
         if (!this.running) return;
         this.opts.onStatus?.('reconnecting');
@@ -219,6 +239,69 @@ export class ConcordClient {
         await new Promise((r) => setTimeout(r, backoffDelay(failures++, minMs, maxMs)));
       }
     }
+  }
+
+  /** One long poll: acknowledges what was applied and applies what comes back. */
+  private async pollOnce(connected: () => void): Promise<void> {
+    this.abort = new AbortController();
+    const body = await this.call<{ events: unknown[] }>(
+      'GET',
+      '/events',
+      { queue_id: this.queueId, last_event_id: this.lastEventId },
+      this.abort.signal,
+    );
+    connected();
+    this.applyEvents(body.events.map((e) => eventSchema.parse(e) as ZulipEvent));
+  }
+
+  /**
+   * Follows the queue over one WebSocket from the last applied event until the connection ends:
+   * rejects with the server's {@link ApiError} (BAD_EVENT_QUEUE_ID: register again) or with a
+   * plain error when the connection dropped (resume after a backoff).
+   */
+  private followSocket(connected: () => void): Promise<void> {
+    const base = this.opts.baseUrl.replace(/^http/, 'ws');
+    const url = `${base}/api/v1/events/socket?${new URLSearchParams({
+      queue_id: this.queueId ?? '',
+      last_event_id: String(this.lastEventId),
+    })}`;
+    const headers = { authorization: `Basic ${btoa(`${this.opts.email}:${this.opts.apiKey}`)}` };
+    const open =
+      this.opts.webSocket ??
+      ((u: string) =>
+        new (globalThis as unknown as { WebSocket: new (u: string) => SocketLike }).WebSocket(u));
+    return new Promise((resolve, reject) => {
+      const socket = open(url, headers);
+      this.socket = socket;
+      let failure: Error | null = null;
+      socket.addEventListener('open', connected);
+      socket.addEventListener('message', ({ data }) => {
+        try {
+          const msg = JSON.parse(String(data)) as {
+            events?: unknown[];
+            result?: string;
+            code?: string;
+            msg?: string;
+          };
+          if (msg.result === 'error') {
+            failure = new ApiError(400, msg.code ?? 'BAD_REQUEST', msg.msg ?? 'event socket error');
+            return;
+          }
+          if (!msg.events) return; // heartbeat
+          this.applyEvents(msg.events.map((e) => eventSchema.parse(e) as ZulipEvent));
+          socket.send(JSON.stringify({ ack: this.lastEventId }));
+        } catch (err) {
+          failure = err instanceof Error ? err : new Error(String(err));
+          socket.close(1003, 'bad message');
+        }
+      });
+      socket.addEventListener('error', () => {});
+      socket.addEventListener('close', ({ code, reason }) => {
+        if (this.socket === socket) this.socket = null;
+        if (!this.running) return resolve();
+        reject(failure ?? new Error(`event socket closed (${code}${reason ? `: ${reason}` : ''})`));
+      });
+    });
   }
 
   /** Applies a batch of events in order (exposed for tests). */

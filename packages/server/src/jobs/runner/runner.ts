@@ -40,12 +40,12 @@ export class JobRunner {
   private unsubscribe: (() => void) | undefined;
   private started = false;
   private stopping = false;
-  private pumping = false;
+  private pumping: Promise<void> | null = null;
   private again = false;
   private reaping: Promise<unknown> = Promise.resolve();
   /** Ends of attempts waiting for the next batch, and slots promised to claims in flight. */
   private ends: { lease: Lease; end: AttemptEnd; done: (r: EndResult | Error) => void }[] = [];
-  private flushing = false;
+  private flushing: Promise<void> | null = null;
   private reserved = 0;
 
   constructor(private readonly deps: RunnerDeps) {}
@@ -148,12 +148,16 @@ export class JobRunner {
     this.unsubscribe?.();
     for (const t of this.timers) clearInterval(t);
     clearTimeout(this.dueTimer);
+    // A claim in flight may still launch attempts; they are released at once (see launch).
+    await this.pumping;
+    await this.flushing;
     const all = () => Promise.all([...this.active.values()].map((a) => a.done));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([all(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
     clearTimeout(timer);
     for (const { attempt } of this.active.values()) attempt.stop('shutdown');
-    await all();
+    while (this.active.size > 0) await all();
+    await this.flushing;
     await this.reaping;
   }
 
@@ -163,8 +167,7 @@ export class JobRunner {
       this.again = true;
       return;
     }
-    this.pumping = true;
-    void this.pump().finally(() => (this.pumping = false));
+    this.pumping = this.pump().finally(() => (this.pumping = null));
   }
 
   private async pump(): Promise<void> {
@@ -218,41 +221,46 @@ export class JobRunner {
     });
   }
 
-  private async flush(): Promise<void> {
-    if (this.flushing) return;
-    this.flushing = true;
-    const { log, realmId, options } = this.deps;
-    try {
-      // Let the attempts that finish in the same turn join the batch.
-      await new Promise((resolve) => setImmediate(resolve));
-      while (this.ends.length > 0) {
-        const batch = this.ends.splice(0);
-        // The finishing attempts still count as active until their ends are recorded.
-        const free = this.stopping
-          ? 0
-          : Math.max(0, options.concurrency - this.active.size - this.reserved + batch.length);
-        this.reserved += free;
-        try {
-          const { value } = await log.run(realmId, async (ctx) => ({
-            results: await endAttempts(ctx, batch, options),
-            claimed: await claimIn(ctx, [...this.handlers.keys()], free, log.store.caps.skipLocked, options),
-          }));
-          for (const row of value.claimed) this.launch(row);
-          for (const [i, b] of batch.entries()) b.done(value.results[i]!);
-        } catch (err) {
-          for (const b of batch) b.done(err instanceof Error ? err : new Error(String(err)));
-        } finally {
-          this.reserved -= free;
-        }
-      }
-    } finally {
-      this.flushing = false;
+  private flush(): Promise<void> {
+    this.flushing ??= this.flushBatches().finally(() => {
+      this.flushing = null;
+      // An end queued after the last batch was taken, while this flush was finishing.
+      if (this.ends.length > 0) void this.flush();
       this.wake();
+    });
+    return this.flushing;
+  }
+
+  private async flushBatches(): Promise<void> {
+    const { log, realmId, options } = this.deps;
+    // Let the attempts that finish in the same turn join the batch.
+    await new Promise((resolve) => setImmediate(resolve));
+    while (this.ends.length > 0) {
+      const batch = this.ends.splice(0);
+      // The finishing attempts still count as active until their ends are recorded.
+      const free = this.stopping
+        ? 0
+        : Math.max(0, options.concurrency - this.active.size - this.reserved + batch.length);
+      this.reserved += free;
+      try {
+        const { value } = await log.run(realmId, async (ctx) => ({
+          results: await endAttempts(ctx, batch, options),
+          claimed: await claimIn(ctx, [...this.handlers.keys()], free, log.store.caps.skipLocked, options),
+        }));
+        for (const row of value.claimed) this.launch(row);
+        for (const [i, b] of batch.entries()) b.done(value.results[i]!);
+      } catch (err) {
+        for (const b of batch) b.done(err instanceof Error ? err : new Error(String(err)));
+      } finally {
+        this.reserved -= free;
+      }
     }
   }
 
   private launch(row: JobRow): void {
     const attempt = new Attempt({ ...this.deps, finish: (lease, end) => this.finish(lease, end) }, row);
+    // Claimed while the runner was stopping: give it straight back.
+    if (this.stopping) attempt.stop('shutdown');
     const handler = this.handlers.get(row.kind)!;
     const done = attempt.execute(handler).finally(() => {
       this.active.delete(row.id);

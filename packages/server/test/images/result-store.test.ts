@@ -2,14 +2,22 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, readdirSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { Counter, Registry } from 'prom-client';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ResultStore, decodeResult } from '../../src/images/resultStore.js';
+import { ResultStore, decodeResult, defaultLockDir } from '../../src/images/resultStore.js';
 import { canonicalPath, signedPath } from '../../src/images/transformUrl.js';
 import { freshDir } from '../support/backends.js';
 import { startTestServer } from '../support/server.js';
@@ -29,7 +37,7 @@ describe('result store', () => {
   let fresh: Map<string, Buffer>;
   let child: string;
   let fixtures: string;
-  const dirs: { remove(): void }[] = [];
+  const dirs: { dir: string; remove(): void }[] = [];
   const procs: ChildProcess[] = [];
   const newDir = () => {
     const d = freshDir('concord-results-');
@@ -67,7 +75,10 @@ describe('result store', () => {
   });
   afterAll(() => {
     for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
-    for (const d of dirs) d.remove();
+    for (const d of dirs) {
+      d.remove();
+      rmSync(defaultLockDir(d.dir), { recursive: true, force: true });
+    }
   });
 
   it('detects flipped bytes and truncation on the next read, regenerates, and counts it', async () => {
@@ -255,7 +266,7 @@ describe('result store', () => {
     const store = new ResultStore({ dir, maxBytes: 1e9, minFreeBytes: 0 });
     await store.start();
     const v = all[2]!;
-    const lock = join(dir, `${v.key}.lock`);
+    const lock = store.lockPath(v.key);
     writeFileSync(lock, '');
     const past = Date.now() / 1000 - 5;
     utimesSync(lock, past, past);

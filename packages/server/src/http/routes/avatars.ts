@@ -50,7 +50,7 @@ export function avatarRoutes(http: FastifyInstance, app: AppContext): void {
   });
   http.addHook('onClose', async () => {
     clearInterval(sweeper);
-    await results.settled();
+    await results.close();
   });
   imageRoutes(http, app, results);
   const current = (user: { id: number; avatar_version: number }, s: number) => {

@@ -3,7 +3,14 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { TransformOps } from '../packages/server/src/images/transformUrl.js';
-import { closeConnections, get, sourcePhoto, startImageServer, startLineChild } from './lib/images.js';
+import {
+  closeConnections,
+  get,
+  serverCpuSeconds,
+  sourcePhoto,
+  startImageServer,
+  startLineChild,
+} from './lib/images.js';
 import type { BenchResult } from './lib/report.js';
 import { printTable, report, summarize } from './lib/report.js';
 
@@ -36,7 +43,13 @@ try {
       const b: number[] = [];
       const rows: Record<string, string | number>[] = [];
       let bytes = 0;
+      let bareCpuMs = 0;
+      let serverCpuBefore = 0;
       for (let r = -WARMUP; r < ROUNDS; r++) {
+        // CPU time, unlike wall time, hardly depends on what else the machine runs: the server's
+        // over the measured rounds (from its /metrics, one scrape before and after) against the
+        // bare pipeline's.
+        if (r === 0) serverCpuBefore = await serverCpuSeconds(server.url);
         await server.clearResults();
         const start = performance.now();
         const res = await get(url);
@@ -44,12 +57,14 @@ try {
         if (res.status !== 200) throw new Error(`transform failed: ${res.status} ${res.body.toString()}`);
         const y = JSON.parse(await bare.ask(JSON.stringify({ ...ops, source: server.sha256 }))) as {
           ms: number;
+          cpuMs: number;
           sha256: string;
         };
         if (createHash('sha256').update(res.body).digest('hex') !== y.sha256)
           throw new Error('Concord and the bare pipeline produced different bytes');
         bytes = res.body.length;
         if (r < 0) continue;
+        bareCpuMs += y.cpuMs;
         c.push(ms);
         b.push(y.ms);
         rows.push({
@@ -66,8 +81,17 @@ try {
           `in its own process; ${cpus().length} cores shared`,
         rows,
       );
+      await server.settle(); // the writes after the responses are part of Concord's cost
+      // A scrape's own cost, measured by a second one, is subtracted once.
+      const serverCpuAfter = await serverCpuSeconds(server.url);
+      const scrape = (await serverCpuSeconds(server.url)) - serverCpuAfter;
+      const concordCpuMs = ((serverCpuAfter - serverCpuBefore - scrape) * 1000) / ROUNDS;
       const sc = summarize(c);
       const sb = summarize(b);
+      console.log(
+        `${label}: CPU per cold transform ${concordCpuMs.toFixed(1)} ms (Concord process) vs ` +
+          `${(bareCpuMs / ROUNDS).toFixed(1)} ms (bare sharp process)`,
+      );
       results.push({
         name: `images-transform-${ops.width}`,
         metric: 'ms_per_cold_transform',
@@ -79,6 +103,18 @@ try {
         goal: '<=1.10',
         rounds: ROUNDS,
         spread: Math.max(sc.spread, sb.spread),
+      });
+      results.push({
+        name: `images-transform-${ops.width}-cpu`,
+        metric: 'cpu_ms_per_cold_transform',
+        concord: concordCpuMs,
+        reference: `bare-sharp-same-ops (${label})`,
+        reference_value: bareCpuMs / ROUNDS,
+        ratio: concordCpuMs / (bareCpuMs / ROUNDS),
+        higher_is_better: false,
+        goal: '<=1.10',
+        rounds: ROUNDS,
+        spread: 0, // one total over all rounds on each side
       });
     }
     await report('images-transform', results);

@@ -19,7 +19,7 @@ import { startConcord } from './processes.js';
  * benchmark's process. Run directly, this file is one of those children:
  *   `static <dir>`            @fastify/static serving `dir` (the peer of a cached variant);
  *   `sharp <source>`          on each stdin line (operations as JSON), the bare sharp pipeline once;
- *                             prints its ms and the result's SHA-256;
+ *                             prints its ms, the CPU ms of the process (all threads) and the SHA-256;
  *   `burst <url> <n>`         n keep-alive connections; on each stdin line, n concurrent GETs of url;
  *                             prints the time until all n answered and whether the bodies agree.
  */
@@ -155,6 +155,14 @@ export function closeConnections(): void {
   keepAlive.destroy();
 }
 
+/** CPU seconds a Concord process has used (all threads), from its own /metrics. */
+export async function serverCpuSeconds(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = /^concord_process_process_cpu_seconds_total ([\d.e+-]+)$/m.exec(text);
+  if (!m) throw new Error('no process_cpu_seconds_total in /metrics');
+  return Number(m[1]);
+}
+
 /** A child of this file that answers one stdout line per stdin line. */
 export interface LineChild {
   child: ChildProcess;
@@ -220,10 +228,13 @@ async function childMain(mode: string, args: string[]): Promise<void> {
       const ops = JSON.parse(line) as TransformOps;
       // A fresh copy, as Concord's is (read from the database): libvips may not reuse a decode.
       const input = Buffer.from(source);
+      const cpu = process.cpuUsage();
       const start = performance.now();
       const out = await bareTransform(input, ops);
       const ms = performance.now() - start;
-      console.log(JSON.stringify({ ms, sha256: createHash('sha256').update(out).digest('hex') }));
+      const used = process.cpuUsage(cpu);
+      const cpuMs = (used.user + used.system) / 1000;
+      console.log(JSON.stringify({ ms, cpuMs, sha256: createHash('sha256').update(out).digest('hex') }));
     }
   } else if (mode === 'burst') {
     const [url, n] = [args[0]!, Number(args[1])];

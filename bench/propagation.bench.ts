@@ -1,13 +1,10 @@
-import { execFile } from 'node:child_process';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { BentoCache, bentostore } from 'bentocache';
 import { memoryDriver } from 'bentocache/drivers/memory';
 import { redisBusDriver, redisDriver } from 'bentocache/drivers/redis';
 import { freshPgSchema } from '../packages/server/test/support/backends.js';
+import { createOwner } from './lib/owner.js';
 import { startConcord } from './lib/processes.js';
 import { printTable, report, summarize } from './lib/report.js';
 
@@ -21,8 +18,6 @@ const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 100);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const REDIS = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 process.env.CONCORD_TEST_PG ??= 'postgres://postgres@127.0.0.1:5432/test';
-const run = promisify(execFile);
-const root = fileURLToPath(new URL('..', import.meta.url));
 const quantile = (xs: number[], q: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
 
@@ -50,26 +45,8 @@ const bentoStore = () =>
 const bentoA = bentoStore();
 const bentoB = bentoStore();
 try {
-  const { stdout } = await run(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      join(root, 'packages/server/src/main.ts'),
-      'create-user',
-      '--role',
-      'owner',
-      '--email',
-      'owner@example.com',
-      '--full-name',
-      'Bench Owner',
-    ],
-    { env: { ...a.env } },
-  );
-  const owner = JSON.parse(stdout.trim()) as { api_key: string; user_id: number };
-  const auth = {
-    authorization: `Basic ${Buffer.from(`owner@example.com:${owner.api_key}`).toString('base64')}`,
-  };
+  const owner = await createOwner({ ...a.env });
+  const auth = { authorization: owner.authorization };
   const nameOn = async (url: string) => {
     const res = await fetch(`${url}/api/v1/users/${owner.user_id}`, { headers: auth });
     return ((await res.json()) as { user: { full_name: string } }).user.full_name;

@@ -1,9 +1,8 @@
-import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { createOwner } from './lib/owner.js';
 import { loadTest, startChild, startConcord } from './lib/processes.js';
 import { printTable, report, summarize } from './lib/report.js';
 
@@ -16,29 +15,11 @@ const USERS = Number(process.env.BENCH_USERS ?? 1000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = 16;
-const run = promisify(execFile);
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 const concord = await startConcord();
 try {
-  const { stdout } = await run(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      join(root, 'packages/server/src/main.ts'),
-      'create-user',
-      '--role',
-      'owner',
-      '--email',
-      'owner@example.com',
-      '--full-name',
-      'Bench Owner',
-    ],
-    { env: concord.env },
-  );
-  const owner = JSON.parse(stdout.trim()) as { api_key: string };
-  const auth = `Basic ${Buffer.from(`owner@example.com:${owner.api_key}`).toString('base64')}`;
+  const { authorization: auth } = await createOwner(concord.env);
   const post = (path: string, params: Record<string, string>) =>
     fetch(`${concord.url}/api/v1${path}`, {
       method: 'POST',

@@ -28,19 +28,14 @@ export class CachedReads {
   /** Every user of the realm (active and deactivated), by id. */
   users(): Promise<readonly UserRow[]> {
     return this.cache.get(cacheKey.usersOfRealm(this.realmId), () =>
-      this.store.readSnapshot(async (db) => {
-        const head = await db
-          .selectFrom('changelog_head')
-          .select('seq')
-          .where('id', '=', 1)
-          .executeTakeFirst();
+      inSnapshot(this.store, async (db) => {
         const rows = await db
           .selectFrom('users')
           .selectAll()
           .where('realm_id', '=', this.realmId)
           .orderBy('id')
           .execute();
-        return { value: Object.freeze(rows.map((r) => Object.freeze(r))), seq: head?.seq ?? 0 };
+        return Object.freeze(rows.map((r) => Object.freeze(r)));
       }),
     );
   }
@@ -48,12 +43,7 @@ export class CachedReads {
   /** The active subscribers of a channel, by user id (the channel's existence is not checked). */
   subscribers(streamId: number): Promise<readonly number[]> {
     return this.cache.get(cacheKey.subscribersOf(streamId), () =>
-      this.store.readSnapshot(async (db) => {
-        const head = await db
-          .selectFrom('changelog_head')
-          .select('seq')
-          .where('id', '=', 1)
-          .executeTakeFirst();
+      inSnapshot(this.store, async (db) => {
         const rows = await db
           .selectFrom('subscriptions')
           .innerJoin('users', 'users.id', 'subscriptions.user_id')
@@ -62,7 +52,7 @@ export class CachedReads {
           .where('users.is_active', '=', 1)
           .orderBy('subscriptions.user_id')
           .execute();
-        return { value: Object.freeze(rows.map((r) => r.user_id)), seq: head?.seq ?? 0 };
+        return Object.freeze(rows.map((r) => r.user_id));
       }),
     );
   }
@@ -127,6 +117,14 @@ export async function loadUser(
 function freezeUser(row: UserRow & { _head: number }): UserRow {
   const { _head: _omit, ...user } = row;
   return Object.freeze(user);
+}
+
+/** Runs `read` and reads the log head in one database snapshot. */
+function inSnapshot<T>(store: Store, read: (db: Kysely<Database>) => Promise<T>): Promise<Loaded<T>> {
+  return store.readSnapshot(async (db) => {
+    const head = await db.selectFrom('changelog_head').select('seq').where('id', '=', 1).executeTakeFirst();
+    return { value: await read(db), seq: head?.seq ?? 0 };
+  });
 }
 
 /**

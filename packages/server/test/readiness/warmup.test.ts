@@ -1,14 +1,12 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReadinessStatus } from '../../src/readiness/readiness.js';
 import { freshDir } from '../support/backends.js';
 import type { BigWorkspace } from '../support/bigWorkspace.js';
 import { seedBigWorkspace } from '../support/bigWorkspace.js';
 import { zulipContract } from '../support/openapi.js';
+import type { ServerProcess } from '../support/process.js';
+import { spawnServer } from '../support/process.js';
 
-const main = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 const USERS = Number(process.env.CONCORD_WARMUP_USERS ?? 100_000);
 const PER_USER = 10;
 
@@ -46,22 +44,19 @@ async function readEvents(res: Response, onEvent: (status: ReadinessStatus) => b
 describe(`warm-up on ${USERS.toLocaleString('en')} users and ${(USERS * PER_USER).toLocaleString('en')} subscriptions`, () => {
   const dir = freshDir('concord-warmup-');
   let ws: BigWorkspace;
-  let child: ReturnType<typeof spawn> | undefined;
+  let server: ServerProcess | undefined;
 
   beforeAll(async () => {
     ws = await seedBigWorkspace(dir.dir, { users: USERS, streams: 1000, perUser: PER_USER });
   }, 120_000);
   afterAll(async () => {
-    if (child && child.exitCode === null) {
-      child.kill('SIGTERM');
-      await once(child, 'exit');
-    }
+    await server?.stop();
     dir.remove();
   });
 
   it('503 with progress and Retry-After until warm, then "ready" pushed, and data served from a warm cache', async () => {
-    child = spawn(process.execPath, ['--import', 'tsx', main, 'serve', '--port', '0'], {
-      env: {
+    server = await spawnServer(
+      {
         ...process.env,
         CONCORD_DATA_DIR: dir.dir,
         CONCORD_LOG_LEVEL: 'warn',
@@ -69,18 +64,10 @@ describe(`warm-up on ${USERS.toLocaleString('en')} users and ${(USERS * PER_USER
         // Lower than this warm-up takes: the slow warm-up warning and metric must show.
         CONCORD_WARMUP_WARN_SECONDS: '1',
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    const url = await new Promise<string>((resolve, reject) => {
-      child!.stdout!.on('data', (c: Buffer) => {
-        out += c.toString();
-        const m = /Concord is listening at (http:\/\/[^\s;]+)/.exec(out);
-        if (m) resolve(m[1]!);
-      });
-      child!.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-      child!.on('exit', (code) => reject(new Error(`server exited (${code}):\n${out}`)));
-    });
+      [],
+      'listening',
+    );
+    const url = server.url;
     const auth = {
       authorization: `Basic ${Buffer.from(`${ws.owner.email}:${ws.owner.apiKey}`).toString('base64')}`,
     };
@@ -155,7 +142,7 @@ describe(`warm-up on ${USERS.toLocaleString('en')} users and ${(USERS * PER_USER
     expect(value('concord_warmup_seconds')).toBeGreaterThan(0);
     expect(value('concord_ready')).toBe(1);
     expect(value('concord_warmup_slow')).toBe(1);
-    expect(out).toMatch(/"msg":"slow warm-up"/);
+    expect(server.output()).toMatch(/"msg":"slow warm-up"/);
     expect(value('concord_warmup_phase_seconds\\{phase="loading"\\}')).toBeGreaterThan(0);
   }, 180_000);
 });

@@ -16,6 +16,8 @@ export interface ServerProcess {
   kill(): Promise<void>;
   /** SIGTERM, and wait for the exit code. */
   stop(): Promise<number | null>;
+  /** Everything the process printed so far (for failure messages). */
+  output(): string;
 }
 
 /** The environment of a test server process over `db` (a dir for SQLite, or a PostgreSQL URL). */
@@ -35,8 +37,15 @@ export function serverEnv(
   };
 }
 
-/** Starts `concord serve` on a free port and resolves once it printed its URL. */
-export async function spawnServer(env: NodeJS.ProcessEnv, args: string[] = []): Promise<ServerProcess> {
+/**
+ * Starts `concord serve` on a free port and resolves once it is ready (it printed "running at"),
+ * or with `until: 'listening'` as soon as its port is open (it is still warming up).
+ */
+export async function spawnServer(
+  env: NodeJS.ProcessEnv,
+  args: string[] = [],
+  until: 'running' | 'listening' = 'running',
+): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', main, 'serve', '--port', '0', ...args], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -46,7 +55,9 @@ export async function spawnServer(env: NodeJS.ProcessEnv, args: string[] = []): 
     const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${out}`)), 30_000);
     child.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
-      const m = /Concord is running at (http:\/\/\S+)/.exec(out);
+      const m = (
+        until === 'running' ? /Concord is running at (http:\/\/\S+)/ : /is listening at (http:\/\/[^\s;]+)/
+      ).exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]!);
@@ -59,9 +70,11 @@ export async function spawnServer(env: NodeJS.ProcessEnv, args: string[] = []): 
     });
   });
   const exited = once(child, 'exit');
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   return {
     url,
     child,
+    output: () => out,
     async kill() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;

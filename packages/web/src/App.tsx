@@ -6,6 +6,7 @@ import { LiveContext, LiveStore, useLive } from './live.js';
 import { Admin } from './pages/Admin.js';
 import { Channel } from './pages/Channel.js';
 import { Channels } from './pages/Channels.js';
+import { DirectorySources } from './pages/DirectorySources.js';
 import { Login } from './pages/Login.js';
 import { People } from './pages/People.js';
 import { Profile } from './pages/Profile.js';
@@ -26,6 +27,8 @@ function Page({ route }: { route: string[] }) {
       return <Settings />;
     case 'admin':
       return <Admin />;
+    case 'directory':
+      return <DirectorySources />;
     case 'status':
       return <Status />;
     default:

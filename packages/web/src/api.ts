@@ -52,3 +52,26 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return `Could not reach the server (${err.message})`;
   return String(err);
 }
+
+/** Sends one file as `multipart/form-data` (field `file`); resolves with the success body or throws ApiError. */
+export async function sendFile<T = Record<string, unknown>>(
+  session: Session,
+  path: string,
+  file: File,
+): Promise<T> {
+  const form = new FormData();
+  form.append('file', file, file.name);
+  const res = await fetch(`/api/v1${path}`, {
+    method: 'POST',
+    headers: { authorization: authHeader(session) },
+    body: form,
+  });
+  const body = (await res.json().catch(() => ({}))) as { result?: string; code?: string; msg?: string };
+  if (body.result !== 'success')
+    throw new ApiError(
+      res.status,
+      body.code ?? 'BAD_RESPONSE',
+      body.msg ?? `The server answered ${res.status}`,
+    );
+  return body as T;
+}

@@ -5,6 +5,29 @@ import type { Session } from './session.js';
 
 export type LinkStatus = 'connecting' | 'live' | 'reconnecting' | 'stopped';
 
+/** A background job as the server derives it (jobs/runner/status.ts), pushed as `concord_job`. */
+export interface JobStatus {
+  id: number;
+  kind: string;
+  state: 'queued' | 'running' | 'retrying' | 'stalled' | 'succeeded' | 'failed' | 'canceled';
+  attempt: number;
+  max_attempts: number;
+  progress: { done: number; total: number | null };
+  counts: Record<string, number>;
+  error: string | null;
+  retry_reason: string | null;
+  retries_at: number | null;
+  unclaimed: boolean;
+  cancel_requested: boolean;
+  singleton_key: string | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+/** The event types the store follows. `concord_job` reaches administrators only (the server decides). */
+const EVENT_TYPES = ['realm_user', 'subscription', 'stream', 'concord_job'];
+
 /**
  * The one store of the app: register + events through the client package's reducer. Every view
  * reads people, channels and subscribers from here, so a change shows everywhere at once.
@@ -13,6 +36,11 @@ export class LiveStore {
   readonly client: ConcordClient;
   status: LinkStatus = 'connecting';
   error: string | null = null;
+  /**
+   * Jobs seen in `concord_job` events since register, newest status per id. Pages merge these
+   * over what they fetched, so a sync's state moves without polling.
+   */
+  readonly jobs = new Map<number, JobStatus>();
   private version = 0;
   private readonly listeners = new Set<() => void>();
 
@@ -21,6 +49,12 @@ export class LiveStore {
       baseUrl: location.origin,
       email: session.email,
       apiKey: session.apiKey,
+      eventTypes: EVENT_TYPES,
+      onEvent: (event) => {
+        if (event.type !== 'concord_job') return;
+        const job = event.job as JobStatus | undefined;
+        if (job && typeof job.id === 'number') this.jobs.set(job.id, job);
+      },
       onState: () => this.bump(),
       onStatus: (s) => {
         this.status = s;

@@ -148,10 +148,14 @@ export function concordOpenApi(serverUrl: string) {
       },
       '/api/v1/concord/cluster': {
         get: {
-          summary: 'Every node of the cluster with its readiness, cursor, lag and cache statistics.',
+          summary:
+            'Every node of the cluster with its readiness, cursor, lag and cache statistics, and the ' +
+            'background jobs by state.',
           description:
             'HTTP Basic auth. Nodes report every 2 s; `alive` is false after three missed reports. ' +
-            '`lag` is the log head minus the node’s cache cursor.',
+            '`lag` is the log head minus the node’s cache cursor. `jobs` counts the job rows by ' +
+            'state (every state present, zero included); a `running` job whose lease expired is ' +
+            'still counted as running until the reaper moves it.',
           responses: {
             '200': {
               description: 'The nodes',
@@ -159,7 +163,16 @@ export function concordOpenApi(serverUrl: string) {
                 'application/json': {
                   schema: {
                     type: 'object',
-                    required: ['result', 'msg', 'head', 'node', 'nodes'],
+                    required: [
+                      'result',
+                      'msg',
+                      'head',
+                      'node',
+                      'nodes',
+                      'jobs',
+                      'jobs_unclaimed',
+                      'jobs_oldest_running_ms',
+                    ],
                     properties: {
                       result: { const: 'success' },
                       msg: { type: 'string' },
@@ -184,6 +197,21 @@ export function concordOpenApi(serverUrl: string) {
                             cache: { type: 'object' },
                           },
                         },
+                      },
+                      jobs: {
+                        type: 'object',
+                        required: ['queued', 'running', 'retrying', 'succeeded', 'failed', 'canceled'],
+                        additionalProperties: { type: 'integer', minimum: 0 },
+                      },
+                      jobs_unclaimed: {
+                        type: 'integer',
+                        minimum: 0,
+                        description: 'Due jobs that no runner claimed within the configured bound.',
+                      },
+                      jobs_oldest_running_ms: {
+                        type: 'integer',
+                        minimum: 0,
+                        description: 'Age of the oldest running attempt; 0 when none runs.',
                       },
                     },
                   },

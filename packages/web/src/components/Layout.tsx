@@ -7,6 +7,7 @@ const sections: { id: string; label: string; admin?: boolean }[] = [
   { id: 'channels', label: 'Channels' },
   { id: 'settings', label: 'Settings' },
   { id: 'admin', label: 'Administration', admin: true },
+  { id: 'directory', label: 'Directory sources', admin: true },
   { id: 'status', label: 'Server status' },
 ];
 
@@ -24,6 +25,9 @@ export function Layout({
   const me = live.state?.users.get(live.state.userId);
   return (
     <>
+      <button type="button" className="skip" onClick={() => document.getElementById('main')?.focus()}>
+        Skip to content
+      </button>
       <header className="header">
         <a className="brand" href={href('people')}>
           Concord
@@ -56,7 +60,9 @@ export function Layout({
           Log out
         </button>
       </header>
-      <main className="page">{children}</main>
+      <main className="page" id="main" tabIndex={-1}>
+        {children}
+      </main>
     </>
   );
 }

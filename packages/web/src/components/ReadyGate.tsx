@@ -1,98 +1,148 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { backoffDelay } from '@concord/client';
 
-interface Progress {
-  status?: string;
-  phase?: string;
-  elapsed_ms?: number;
-  counts?: Record<string, number>;
-  [key: string]: unknown;
+/** What `/readyz` and the status stream say (server: readiness/readiness.ts). */
+export interface ReadinessStatus {
+  status: 'warming' | 'ready' | 'unready' | 'failed';
+  phase: string;
+  node?: string;
+  progress?: { loaded: Record<string, number>; total: Record<string, number> };
+  cursor?: number | null;
+  head?: number | null;
+  elapsedMs?: number;
+  reason?: string | null;
 }
 
+const STREAM = '/api/v1/concord/status/stream';
+
+const phaseText: Record<string, string> = {
+  starting: 'Starting',
+  migrating: 'Updating the database',
+  loading: 'Loading the workspace into memory',
+  'catching-up': 'Catching up with recent changes',
+  unready: 'Temporarily unavailable',
+  failed: 'Start-up failed',
+};
+
 /**
- * Shows the server's warm-up progress until `/readyz` says it serves data, then its children. It
- * polls `/readyz` with jittered backoff and, while the server warms up, follows its status stream;
- * "Retry now" asks at once.
+ * Shows the server's warm-up progress until it serves data, then its children, without a reload.
+ * Progress comes from the status stream (Server-Sent Events: the status at once, then every change,
+ * including the moment the node is ready). Where the stream cannot be had (a proxy that refuses it,
+ * the server not answering yet), `/readyz` is polled with jittered exponential backoff. "Retry now"
+ * asks again at once. Once open, the gate stays open: later outages are the data requests' concern
+ * (they retry on 503), so the app is never unmounted under a person's feet.
  */
 export function ReadyGate({ children }: { children: React.ReactNode }) {
   const [ready, setReady] = useState(false);
-  const [progress, setProgress] = useState<Progress | null>(null);
+  const [status, setStatus] = useState<ReadinessStatus | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
   const attempt = useRef(0);
   const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
-
   const source = useRef<EventSource | null>(null);
+  const done = useRef(false);
 
-  const check = useCallback(async () => {
+  const stopPolling = () => {
     if (timer.current) clearTimeout(timer.current);
+    timer.current = null;
+  };
+
+  const seen = useCallback((s: ReadinessStatus) => {
+    setStatus(s);
+    setProblem(null);
+    if (s.status === 'ready' && !done.current) {
+      done.current = true;
+      source.current?.close();
+      stopPolling();
+      setReady(true);
+    }
+  }, []);
+
+  // Polling: the fallback, and the first answer when the stream cannot connect.
+  const poll = useCallback(async () => {
+    stopPolling();
+    if (done.current) return;
     try {
+      // 503 is the expected answer while warming; its body is the same status.
       const res = await fetch('/readyz', { cache: 'no-store' });
-      const body = (await res.json().catch(() => ({}))) as Progress;
-      if (res.ok) {
-        source.current?.close();
-        setReady(true);
-        return;
-      }
-      setProgress(body);
-      setProblem(null);
-      // While warming up, the status stream pushes progress and the moment the node is ready.
-      if (!source.current && typeof EventSource !== 'undefined') {
-        const es = new EventSource('/api/v1/concord/status/stream');
-        es.onmessage = (m) => {
-          try {
-            const p = JSON.parse(m.data as string) as Progress;
-            setProgress(p);
-            if (p.status === 'ready') {
-              es.close();
-              setReady(true);
-            }
-          } catch {
-            /* a heartbeat or a message of another shape */
-          }
-        };
-        // Polling goes on regardless; a broken stream is closed rather than retried.
-        es.onerror = () => es.close();
-        source.current = es;
-      }
+      seen((await res.json()) as ReadinessStatus);
     } catch (err) {
       setProblem(`The server does not answer (${err instanceof Error ? err.message : String(err)}).`);
     }
-    const wait = Math.max(200, backoffDelay(attempt.current++, 250, 5_000));
-    timer.current = setTimeout(() => void check(), wait);
-  }, []);
+    if (done.current) return;
+    timer.current = setTimeout(() => void poll(), Math.max(250, backoffDelay(++attempt.current, 250, 8_000)));
+  }, [seen]);
+
+  const follow = useCallback(() => {
+    source.current?.close();
+    if (done.current) return;
+    if (typeof EventSource === 'undefined') return void poll();
+    const es = new EventSource(STREAM);
+    source.current = es;
+    es.addEventListener('status', (m) => {
+      attempt.current = 0;
+      stopPolling();
+      try {
+        seen(JSON.parse((m as MessageEvent<string>).data) as ReadinessStatus);
+      } catch {
+        /* not a status: ignored */
+      }
+    });
+    es.onerror = () => {
+      // The browser reconnects by itself (the server asks for 1 s) unless the answer was not a
+      // stream at all; then, and while it reconnects, polling keeps the page informed.
+      if (es.readyState === EventSource.CLOSED) source.current = null;
+      if (!timer.current || es.readyState === EventSource.CLOSED) void poll();
+    };
+  }, [poll, seen]);
 
   useEffect(() => {
-    void check();
+    follow();
     return () => {
       source.current?.close();
-      if (timer.current) clearTimeout(timer.current);
+      stopPolling();
     };
-  }, [check]);
+  }, [follow]);
 
   if (ready) return <>{children}</>;
-  const counts = progress?.counts ?? {};
+  const loaded = status?.progress?.loaded ?? {};
+  const total = status?.progress?.total ?? {};
   return (
-    <main className="loading" aria-busy="true" aria-live="polite">
+    <main className="loading" aria-busy="true" data-testid="warmup">
       <h1>Concord is starting</h1>
-      <p className="loading-phase" data-testid="warmup-phase">
-        {progress?.phase ? `Warming up: ${progress.phase}` : 'Waiting for the server…'}
+      <p className="loading-phase" role="status" data-testid="warmup-phase">
+        {status ? (phaseText[status.phase] ?? status.phase) : 'Waiting for the server…'}
+        {status?.reason ? `: ${status.reason}` : ''}
       </p>
-      {Object.keys(counts).length > 0 && (
-        <ul className="loading-counts">
-          {Object.entries(counts).map(([k, v]) => (
-            <li key={k}>
-              {k}: {v}
-            </li>
-          ))}
+      {Object.keys(total).length > 0 && (
+        <ul className="loading-progress" data-testid="warmup-progress">
+          {Object.entries(total).map(([kind, of]) => {
+            const n = loaded[kind] ?? 0;
+            return (
+              <li key={kind}>
+                <label>
+                  {`${kind}: ${n.toLocaleString('en')} of ${of.toLocaleString('en')}`}
+                  <progress value={n} max={Math.max(1, of)} />
+                </label>
+              </li>
+            );
+          })}
         </ul>
       )}
-      {progress?.elapsed_ms !== undefined && <p>{Math.round(progress.elapsed_ms / 100) / 10} s elapsed</p>}
+      {status?.phase === 'catching-up' && status.cursor != null && status.head != null && (
+        <p>
+          At change {status.cursor.toLocaleString('en')} of {status.head.toLocaleString('en')}
+        </p>
+      )}
+      {status?.elapsedMs !== undefined && (
+        <p className="muted">{(status.elapsedMs / 1000).toFixed(1)} s since the server started</p>
+      )}
       {problem && <p role="alert">{problem}</p>}
       <button
         type="button"
         onClick={() => {
           attempt.current = 0;
-          void check();
+          follow();
+          void poll();
         }}
       >
         Retry now

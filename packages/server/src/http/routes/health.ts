@@ -1,4 +1,7 @@
 import type { FastifyInstance } from 'fastify';
+import type { JobState } from '../../jobs/job.js';
+import { census } from '../../jobs/runner/reaper.js';
+import { runnerOptions } from '../../jobs/runner/options.js';
 import { listNodes } from '../../readiness/nodeRegistry.js';
 import type { ReadinessStatus } from '../../readiness/readiness.js';
 import { concordOpenApi } from '../openapi.js';
@@ -6,6 +9,15 @@ import type { AppContext } from '../context.js';
 import { parseParams } from '../params.js';
 import { success } from '../reply.js';
 import { requireUser } from '../requireUser.js';
+
+const JOB_STATES = [
+  'queued',
+  'running',
+  'retrying',
+  'succeeded',
+  'failed',
+  'canceled',
+] as const satisfies readonly JobState[];
 
 /** Liveness, readiness and its status stream, the cluster's nodes, metrics and Concord's own OpenAPI document. */
 export function healthRoutes(http: FastifyInstance, app: AppContext): void {
@@ -56,9 +68,18 @@ export function healthRoutes(http: FastifyInstance, app: AppContext): void {
   http.get('/api/v1/concord/cluster', { preHandler: requireUser(app) }, async (req, reply) => {
     const { ignored } = parseParams(req, {});
     const head = await app.log.head();
+    const jobs = await census(app.log, app.realmId, runnerOptions(app.config));
     return success(
       reply,
-      { head, node: app.config.nodeId, nodes: await listNodes(app.store, head) },
+      {
+        head,
+        node: app.config.nodeId,
+        nodes: await listNodes(app.store, head),
+        // Every state named, zero or not, so that a status page shows the same rows every time.
+        jobs: { ...Object.fromEntries(JOB_STATES.map((s) => [s, 0])), ...jobs.byState },
+        jobs_unclaimed: jobs.unclaimed,
+        jobs_oldest_running_ms: jobs.oldestRunningMs,
+      },
       ignored,
     );
   });

@@ -60,11 +60,15 @@ export function manualClock(start = Date.now() + 1000) {
   return clock;
 }
 
-/** Runner options for tests: short everything, overridable. */
+/**
+ * Runner options for tests: short everything, overridable. The lease is not that short: on two
+ * cores shared with a whole suite a live worker's heartbeat can be late by a second; tests about
+ * expiry set their own lease or drive the clock.
+ */
 export function testOptions(overrides: Partial<RunnerOptions> = {}): RunnerOptions {
   return {
     workerId: 'test',
-    leaseMs: 300,
+    leaseMs: 2000,
     reaperMs: 100,
     concurrency: 2,
     maxAttempts: 3,

@@ -292,7 +292,7 @@ describe.each(backends())('job runner contract (%s)', (backend) => {
     const worker = new JobRunner({
       log: db.log,
       realmId: db.realmId,
-      options: testOptions({ leaseMs: 150 }),
+      options: testOptions({ leaseMs: 600 }),
     });
     const admin = new JobRunner({
       log: db.log,

@@ -103,13 +103,17 @@ export class JobRunner {
   }
 
   /**
-   * One reaper round: rescues expired leases (logging each), then updates the census metrics.
+   * One reaper round: takes the census (metrics, the lease invariant), then rescues expired leases
+   * (logging each).
    * Rounds never overlap within a runner; across runners the reaper's lock serialises them.
    */
   reap(): Promise<{ rescues: Rescue[]; census: JobCensus } | null> {
     const round = this.reaping.then(async () => {
       const { log, realmId, options, metrics, logger } = this.deps;
       try {
+        // The census first: what it finds expired for longer than lease + reaper interval is what
+        // every reaper of the cluster failed to rescue in time, not what this round is about to.
+        const c = await census(log, realmId, options);
         const rescues = await reapExpired(log, realmId, options);
         for (const r of rescues) {
           metrics?.leaseExpiries.inc();
@@ -119,7 +123,6 @@ export class JobRunner {
             'job lease expired; reaper moved the job on',
           );
         }
-        const c = await census(log, realmId, options);
         if (metrics) {
           metrics.byState.reset();
           for (const [state, n] of Object.entries(c.byState)) metrics.byState.labels(state).set(n);
@@ -128,6 +131,11 @@ export class JobRunner {
           metrics.leaseInvariantViolations.set(c.invariantViolations);
         }
         if (c.unclaimed > 0) logger?.warn({ unclaimed: c.unclaimed }, 'due jobs are not being claimed');
+        if (c.invariantViolations > 0)
+          logger?.error(
+            { jobs: c.invariantViolations },
+            'jobs held leases expired for longer than lease + reaper interval (no reaper ran in time)',
+          );
         if (rescues.length > 0) this.wake();
         return { rescues, census: c };
       } catch (err) {

@@ -127,6 +127,7 @@ try {
     const gotC = nextLatencies(cc);
     cc.proc.stdin!.write(`go ${t0}\n`);
     await call('PATCH', `/users/${owner.user_id}`, { full_name: `Fan Out ${r + 1}` });
+    const patchMs = Date.now() - t0;
     const lc = await gotC;
     const t1 = Date.now();
     const gotS = nextLatencies(sc);
@@ -148,6 +149,7 @@ try {
     }
     rows.push({
       round: r,
+      'PATCH ms': patchMs,
       'concord p50 ms': percentile(lc, 50),
       'concord p99 ms': percentile(lc, 99),
       'concord last ms': Math.max(...lc),

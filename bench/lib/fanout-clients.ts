@@ -10,6 +10,7 @@ import WebSocket from 'ws';
  */
 const [kind, url, countText, authHeader] = process.argv.slice(2) as [string, string, string, string?];
 const count = Number(countText);
+const ACK_DELAY_MS = Number(process.env.BENCH_ACK_DELAY_MS ?? 100);
 const arrivals: number[] = [];
 let expected = 0;
 let round: { t0: number; got: number[] } | null = null;
@@ -25,20 +26,41 @@ const onMessage = () => {
 const opened: Promise<void>[] = [];
 if (kind === 'concord') {
   const queues = JSON.parse(readFileSync(url, 'utf8')) as { base: string; queues: string[] };
-  for (let i = 0; i < count; i++) {
-    const ws = new WebSocket(`${queues.base}/api/v1/events/socket?queue_id=${queues.queues[i]}`, {
-      headers: { authorization: authHeader! },
+  /** Connects one client, again after a refused or reset attempt (a storm of 5,000 connections). */
+  const connect = (queueId: string, attempt = 0): Promise<void> =>
+    new Promise((resolve) => {
+      const ws = new WebSocket(`${queues.base}/api/v1/events/socket?queue_id=${queueId}`, {
+        headers: { authorization: authHeader! },
+      });
+      let open = false;
+      let last = -1;
+      let ackTimer: NodeJS.Timeout | null = null;
+      ws.on('error', (err) => {
+        if (open) throw err;
+        if (attempt >= 20) throw err;
+        setTimeout(() => void connect(queueId, attempt + 1).then(resolve), 100 * (attempt + 1));
+      });
+      ws.on('message', (data) => {
+        const msg = JSON.parse(String(data)) as { events?: { id: number }[] };
+        if (!msg.events) return;
+        last = msg.events[msg.events.length - 1]!.id;
+        onMessage();
+        // Acknowledgements only let the server trim the queue: each client sends one per burst,
+        // ACK_DELAY_MS after its first unacknowledged batch, not one write per message in the
+        // middle of the burst (0: acknowledge every batch at once).
+        if (ACK_DELAY_MS === 0) ws.send(JSON.stringify({ ack: last }));
+        else
+          ackTimer ??= setTimeout(() => {
+            ackTimer = null;
+            ws.send(JSON.stringify({ ack: last }));
+          }, ACK_DELAY_MS);
+      });
+      ws.once('open', () => {
+        open = true;
+        resolve();
+      });
     });
-    let last = -1;
-    ws.on('message', (data) => {
-      const msg = JSON.parse(String(data)) as { events?: { id: number }[] };
-      if (!msg.events) return;
-      last = msg.events[msg.events.length - 1]!.id;
-      ws.send(JSON.stringify({ ack: last }));
-      onMessage();
-    });
-    opened.push(new Promise((r) => ws.once('open', () => r())));
-  }
+  for (let i = 0; i < count; i++) opened.push(connect(queues.queues[i]!));
 } else {
   for (let i = 0; i < count; i++) {
     const s = io(url, { transports: ['websocket'], forceNew: true });

@@ -43,6 +43,12 @@ export interface ClientOptions {
    * which cannot send headers: in Node, pass one built on the `ws` package.
    */
   webSocket?: (url: string, headers: Record<string, string>) => SocketLike;
+  /**
+   * WebSocket acknowledgements wait this long (ms, default 100) and cover every batch received
+   * meanwhile: they only let the server trim the queue, so a burst costs one write, not one per
+   * batch. Events redelivered after a drop within that window are recognised by id and skipped.
+   */
+  ackDelayMs?: number;
 }
 
 /** The part of the WHATWG WebSocket the client uses (the browser's, or `ws`'s in Node). */
@@ -274,6 +280,7 @@ export class ConcordClient {
       const socket = open(url, headers);
       this.socket = socket;
       let failure: Error | null = null;
+      let ackTimer: ReturnType<typeof setTimeout> | null = null;
       socket.addEventListener('open', connected);
       socket.addEventListener('message', ({ data }) => {
         try {
@@ -289,7 +296,10 @@ export class ConcordClient {
           }
           if (!msg.events) return; // heartbeat
           this.applyEvents(msg.events.map((e) => eventSchema.parse(e) as ZulipEvent));
-          socket.send(JSON.stringify({ ack: this.lastEventId }));
+          ackTimer ??= setTimeout(() => {
+            ackTimer = null;
+            if (socket.readyState === 1) socket.send(JSON.stringify({ ack: this.lastEventId }));
+          }, this.opts.ackDelayMs ?? 100);
         } catch (err) {
           failure = err instanceof Error ? err : new Error(String(err));
           socket.close(1003, 'bad message');
@@ -297,6 +307,7 @@ export class ConcordClient {
       });
       socket.addEventListener('error', () => {});
       socket.addEventListener('close', ({ code, reason }) => {
+        if (ackTimer) clearTimeout(ackTimer);
         if (this.socket === socket) this.socket = null;
         if (!this.running) return resolve();
         reject(failure ?? new Error(`event socket closed (${code}${reason ? `: ${reason}` : ''})`));

@@ -330,7 +330,7 @@ export class QueueService {
     for (const id of this.listeners.keys()) {
       const queue = this.queues.get(id);
       if (!queue || queue.cursor >= this.headSeq) continue;
-      const key = `${queue.cursor}|${queue.ended ?? ''}|${optionsKey(queue.options)}|${this.viewKeyOf(queue)}`;
+      const key = `${queue.cursor}|${queue.ended ?? ''}|${this.optionsKeyOf(queue)}|${this.viewKeyOf(queue)}`;
       const group = groups.get(key);
       if (group) group.push(queue);
       else groups.set(key, [queue]);
@@ -346,6 +346,12 @@ export class QueueService {
       for (const queue of group) queue.take(d);
     }
     for (const id of [...this.listeners.keys()]) this.notify(id);
+  }
+
+  private optionsKeyOf(queue: EventQueue): string {
+    let key = this.keys.get(queue.options);
+    if (key === undefined) this.keys.set(queue.options, (key = optionsKey(queue.options)));
+    return key;
   }
 
   private viewKeyOf(queue: EventQueue): string {
@@ -369,7 +375,11 @@ export class QueueService {
   }
 
   private notify(queueId: string): void {
-    for (const l of [...(this.listeners.get(queueId) ?? [])]) l.notify();
+    const set = this.listeners.get(queueId);
+    if (!set) return;
+    // A listener may remove itself while notified: iterate a copy unless there is only one.
+    if (set.size === 1) for (const l of set) l.notify();
+    else for (const l of [...set]) l.notify();
   }
 
   private listen(queueId: string, listener: Listener): void {

@@ -129,8 +129,19 @@ export async function eventStreamRoutes(http: FastifyInstance, app: AppContext):
       socket.on('close', stop);
       socket.on('error', stop);
       socket.on('message', (data) => {
+        const text = String(data);
+        // The message every client sends after every batch: read without a JSON parse.
+        const plain = /^\{"ack":(\d{1,15})\}$/.exec(text);
+        if (plain) {
+          const id = Number(plain[1]);
+          if (id > acked) {
+            acked = id;
+            stream?.acknowledge(acked);
+          }
+          return;
+        }
         try {
-          const msg = JSON.parse(String(data)) as { ack?: unknown };
+          const msg = JSON.parse(text) as { ack?: unknown };
           if (typeof msg.ack === 'number' && Number.isSafeInteger(msg.ack) && msg.ack > acked) {
             acked = msg.ack;
             stream?.acknowledge(acked);

@@ -166,12 +166,17 @@ export class ResultStore {
     this.memoryLocks = this.lockDir.startsWith('/dev/shm/');
   }
 
-  /** Creates the directory and removes temporary files left by a crash. */
+  /** Creates the directories and removes temporary files left by crashed (dead) writers. */
   async start(): Promise<void> {
     await mkdir(this.opts.dir, { recursive: true });
     await mkdir(this.lockDir, { recursive: true });
     for (const name of await readdir(this.opts.dir)) {
-      if (name.endsWith(TEMP)) await unlink(join(this.opts.dir, name)).catch(() => undefined);
+      if (!name.endsWith(TEMP)) continue;
+      // `{key}.{pid}.{random}.tmp`: only a dead writer's. Another process sharing the directory may
+      // be writing its own right now (the crash test caught a start removing a live server's).
+      const pid = Number(name.split('.')[1]);
+      if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) continue;
+      await unlink(join(this.opts.dir, name)).catch(() => undefined);
     }
   }
 

@@ -261,6 +261,19 @@ describe('result store', () => {
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   }, 180_000);
 
+  it('removes temporary files of dead writers at start, not those of live ones sharing the directory', async () => {
+    const dir = newDir();
+    const dead = spawn(process.execPath, ['-e', '0']);
+    await once(dead, 'exit');
+    const key = all[3]!.key;
+    const live = `${key}.${process.ppid}.aaaaaa.tmp`; // the test runner: alive
+    const left = `${key}.${dead.pid}.bbbbbb.tmp`;
+    writeFileSync(join(dir, live), 'partial');
+    writeFileSync(join(dir, left), 'partial');
+    await new ResultStore({ dir, maxBytes: 1e9, minFreeBytes: 0 }).start();
+    expect(readdirSync(dir)).toEqual([live]);
+  });
+
   it('takes over an empty lock left by a process killed before it wrote its PID', async () => {
     const dir = newDir();
     const store = new ResultStore({ dir, maxBytes: 1e9, minFreeBytes: 0 });

@@ -3,12 +3,13 @@ import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { once } from 'node:events';
-import { readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
+import { defaultLockDir } from '../../packages/server/src/images/resultStore.js';
 import type { TransformOps } from '../../packages/server/src/images/transformUrl.js';
 import { signedPath } from '../../packages/server/src/images/transformUrl.js';
 import { startConcord } from './processes.js';
@@ -130,7 +131,11 @@ export async function startImageServer(source: Buffer): Promise<ImageServer> {
       await settle();
       for (const f of readdirSync(results)) if (f.endsWith('.res')) unlinkSync(join(results, f));
     },
-    stop: () => concord.stop(),
+    async stop() {
+      await concord.stop();
+      // The server is killed, so it does not remove its lock directory (on /dev/shm) itself.
+      rmSync(defaultLockDir(results), { recursive: true, force: true });
+    },
   };
 }
 

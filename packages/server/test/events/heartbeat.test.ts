@@ -1,12 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { backends, freshDatabase } from '../support/backends.js';
 import type { ServerProcess } from '../support/process.js';
 import { apiAs, createUserCli, serverEnv, spawnServer } from '../support/process.js';
-
-const running: ServerProcess[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((s) => s.kill()));
-});
 
 type Event = { id: number; type: string; op?: string };
 
@@ -16,10 +11,13 @@ type Event = { id: number; type: string; op?: string };
  * of the queue, never gives a later event the same id (the client, having acknowledged it, would
  * never see that event).
  */
-describe.each(backends())('heartbeat ids on %s', (backend) => {
+// Both backends at once: each case mostly waits for server processes to start.
+describe.concurrent.each(backends())('heartbeat ids on %s', (backend) => {
   it('are new, and never reused after a kill -9 or by another node holding the queue', async () => {
     const db = await freshDatabase(backend);
     const env = serverEnv(db, { CONCORD_EVENT_LONGPOLL_SECONDS: '2' });
+    // Per test: the two backends run at once, and each kills only its own servers.
+    const running: ServerProcess[] = [];
     try {
       const owner = await createUserCli(env, {
         email: 'owner@example.com',

@@ -79,22 +79,26 @@ export class CheckpointWriter {
 
   private async write(batch: { queue: EventQueue; at: number }[]): Promise<void> {
     for (let i = 0; i < batch.length; i += CHUNK) {
-      const rows: { id: string; at: number; checkpoint: Checkpoint | null }[] = [];
+      const rows: { id: string; at: number; checkpoint: Checkpoint | null; queue: EventQueue }[] = [];
       for (const { queue, at } of batch.slice(i, i + CHUNK)) {
         let checkpoint = queue.cleanCheckpoint();
         const w = queue.written;
         if (checkpoint && checkpoint.seq === w.seq && checkpoint.nextEventId === w.nextEventId)
           checkpoint = null;
         if (!checkpoint && at - queue.accessWrittenAt < this.accessEveryMs) continue;
-        if (checkpoint) queue.written = { seq: checkpoint.seq, nextEventId: checkpoint.nextEventId };
-        queue.accessWrittenAt = at;
-        rows.push({ id: queue.id, at, checkpoint });
+        rows.push({ id: queue.id, at, checkpoint, queue });
       }
       try {
         await this.update(rows);
+        // Recorded once committed, so that a failed write is retried in full.
+        for (const { queue, at, checkpoint } of rows) {
+          if (checkpoint) queue.written = { seq: checkpoint.seq, nextEventId: checkpoint.nextEventId };
+          queue.accessWrittenAt = at;
+        }
       } catch (err) {
         this.logger.warn({ err, queues: rows.length }, 'writing event queue checkpoints failed; retrying');
-        for (const { queue, at } of batch.slice(i, i + CHUNK))
+        // This chunk and the ones after it go again with the next batch.
+        for (const { queue, at } of batch.slice(i))
           if (!this.dirty.has(queue.id)) this.dirty.set(queue.id, { queue, at });
         this.timer ??= setTimeout(() => this.flush().catch(() => {}), 1000);
         throw err;

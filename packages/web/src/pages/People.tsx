@@ -25,8 +25,8 @@ export function People() {
       </label>
       <p className="muted" role="status">
         {people.length === state.users.size
-          ? `${people.length} people`
-          : `${people.length} of ${state.users.size} people match`}
+          ? `${people.length.toLocaleString('en')} people`
+          : `${people.length.toLocaleString('en')} of ${state.users.size.toLocaleString('en')} people match`}
         {shown.length < people.length ? ` (showing the first ${shown.length})` : ''}
       </p>
       <ul className="people" data-testid="people-list">

@@ -63,7 +63,7 @@ export async function openCore(store?: Store): Promise<Core> {
       }
     },
     async close() {
-      queues.close();
+      await queues.close();
       await tail.stop();
       await log.doorbell.close();
       await s.close();

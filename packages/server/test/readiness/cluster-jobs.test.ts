@@ -16,7 +16,7 @@ describe('GET /concord/cluster: jobs by state', () => {
   afterAll(async () => t?.close());
 
   const schema = () => {
-    const doc = concordOpenApi('http://localhost') as {
+    const doc = concordOpenApi('http://localhost') as unknown as {
       paths: Record<
         string,
         { get: { responses: Record<string, { content: Record<string, { schema: object }> }> } }

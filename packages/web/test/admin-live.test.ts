@@ -135,7 +135,7 @@ describe('administration in Chromium', () => {
     await ctx.close();
   });
 
-  it('shows a clear error for a bad LDAP setting, and edits and deletes a source', async () => {
+  it('shows a clear error for a bad LDAP setting; edits a source, cancels its sync live, deletes it', async () => {
     const ctx = await browser.newContext();
     const { page, errors } = await openPage(ctx);
     await logIn(page, t.url, 'owner@example.com', 'owner-password');
@@ -150,12 +150,12 @@ describe('administration in Chromium', () => {
     await form.getByRole('button', { name: 'Create source' }).click();
     await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/settings\.url/);
 
-    await form.getByLabel('Server URL').fill('ldap://ldap.example.org');
-    await form.getByLabel(/Sync every/).fill('6');
+    // Nothing listens on port 1: a sync of this source fails to connect (and is retried).
+    await form.getByLabel('Server URL').fill('ldap://127.0.0.1:1');
     await form.getByRole('button', { name: 'Create source' }).click();
     await page.getByText('Corporate LDAP is created.').waitFor();
     const card = page.getByRole('article', { name: /Corporate LDAP/ });
-    await expect.poll(() => card.textContent()).toMatch(/ldap:\/\/ldap\.example\.org · every 6 h/);
+    await expect.poll(() => card.textContent()).toMatch(/ldap:\/\/127\.0\.0\.1:1 · manual syncs only/);
 
     await card.getByRole('button', { name: 'Edit' }).click();
     const edit = card.getByRole('form', { name: 'Edit Corporate LDAP' });
@@ -169,9 +169,16 @@ describe('administration in Chromium', () => {
     // The bind password was kept (not sent back empty) by the edit.
     expect(listed.body.sources.find((s: { id: number }) => s.id === Number(id)).settings).toMatchObject({
       bind_password_set: true,
-      url: 'ldap://ldap.example.org',
+      url: 'ldap://127.0.0.1:1',
     });
 
+    // A sync in progress is canceled from the page, live; then the source can be deleted.
+    await renamed.getByRole('button', { name: 'Sync now' }).click();
+    await page.getByText('A sync of Head office LDAP has started.').waitFor();
+    await renamed.getByRole('button', { name: 'Cancel sync' }).click();
+    await expect
+      .poll(() => renamed.getByTestId('job-state').textContent(), { timeout: 30_000 })
+      .toBe('Canceled');
     await renamed.getByRole('button', { name: 'Delete…' }).click();
     await renamed.getByRole('button', { name: 'Delete Head office LDAP for good' }).click();
     await page.getByText('Head office LDAP is deleted.').waitFor();

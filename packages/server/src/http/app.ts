@@ -10,6 +10,7 @@ import { sendError } from './reply.js';
 import { authRoutes } from './routes/auth.js';
 import { avatarUploadRoutes } from './routes/avatarUpload.js';
 import { avatarRoutes } from './routes/avatars.js';
+import { directorySourceRoutes } from './routes/directorySources.js';
 import { eventRoutes } from './routes/events.js';
 import { eventStreamRoutes } from './routes/eventStream.js';
 import { healthRoutes } from './routes/health.js';
@@ -262,6 +263,7 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
   healthRoutes(http, app);
   avatarRoutes(http, app);
   avatarUploadRoutes(http, app);
+  directorySourceRoutes(http, app);
   await webRoutes(http, app);
   return http;
 }

@@ -206,7 +206,7 @@ describe('administration in Chromium', () => {
       .toBe(String(cluster.body.jobs.succeeded));
     expect(cluster.body.jobs.succeeded).toBeGreaterThanOrEqual(1);
     await node.getByText('Statistics').click();
-    await screenshot(page, 'status');
+    await screenshot(page, 'server-status');
     expect(errors).toEqual([]);
     await ctx.close();
   });

@@ -76,6 +76,13 @@ describe(`web UI while the server warms up (${USERS.toLocaleString('en')} users)
       'listening',
     );
     await page.goto(`${server.url}/#/people`);
+    // A picture of the loading screen for a person to look at, if it is still up by now (what it
+    // showed is asserted below from the page's own record, not from this).
+    await page
+      .getByTestId('warmup-progress')
+      .waitFor({ timeout: 5_000 })
+      .then(() => screenshot(page, 'warmup-loading'))
+      .catch(() => {});
     await page.getByRole('heading', { name: 'People' }).waitFor({ timeout: 60_000 });
     await expect.poll(() => page.getByRole('status').first().textContent()).toMatch(/100,000 people/);
     await screenshot(page, 'warmup-then-people');

@@ -125,6 +125,8 @@ describe('administration in Chromium', () => {
     await expect.poll(() => history.locator('.row-errors li').count()).toBe(2);
     expect(await history.locator('.row-errors').textContent()).toMatch(/line \d+/);
     await screenshot(page, 'directory-history');
+    await page.setViewportSize({ width: 390, height: 800 });
+    await screenshot(page, 'directory-narrow');
 
     // The same document throughout: nothing reloaded.
     expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(7);

@@ -46,7 +46,12 @@ describe('administration in Chromium', () => {
     // PostgreSQL: on embedded SQLite the sync's synchronous page writes leave the event loop no
     // turn between pages, so its progress reaches the queue only at the end (see the report).
     // A short long-poll hold: a deleted queue's waiting poll ends (and is refused) within seconds.
-    t = await startTestServer('postgres', { CONCORD_WEB_DIR: web.dir, CONCORD_EVENT_LONGPOLL_SECONDS: '4' });
+    // Embedded SQLite, the default a user starts with (ADMIN_LIVE_BACKEND=postgres for cluster mode):
+    // there every statement is synchronous, and a sync's progress must still reach the page live.
+    t = await startTestServer(process.env.ADMIN_LIVE_BACKEND === 'postgres' ? 'postgres' : 'sqlite', {
+      CONCORD_WEB_DIR: web.dir,
+      CONCORD_EVENT_LONGPOLL_SECONDS: '4',
+    });
     browser = await launchBrowser();
   }, 120_000);
   afterAll(async () => {

@@ -74,10 +74,15 @@ export class Attempt<P = unknown> implements JobRun<P> {
   async fenced<T>(fn: (ctx: CommandContext) => Promise<T>): Promise<Committed<T>> {
     const { log, realmId, options } = this.deps;
     try {
-      return await log.run(realmId, async (ctx) => {
+      const committed = await log.run(realmId, async (ctx) => {
         await assertHeld(ctx.trx, this.lease, options.clock());
         return fn(ctx);
       });
+      // A turn of the event loop between a job's commands: on SQLite every statement is synchronous,
+      // and without it the node's HTTP answers (long-polls carrying this job's events) would wait
+      // for the whole job.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      return committed;
     } catch (err) {
       if (err instanceof FencedOffError) {
         this.deps.metrics?.fencedOff.inc();

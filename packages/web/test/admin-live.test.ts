@@ -43,8 +43,6 @@ describe('administration in Chromium', () => {
 
   beforeAll(async () => {
     web = await buildWeb();
-    // PostgreSQL: on embedded SQLite the sync's synchronous page writes leave the event loop no
-    // turn between pages, so its progress reaches the queue only at the end (see the report).
     // A short long-poll hold: a deleted queue's waiting poll ends (and is refused) within seconds.
     // Embedded SQLite, the default a user starts with (ADMIN_LIVE_BACKEND=postgres for cluster mode):
     // there every statement is synchronous, and a sync's progress must still reach the page live.

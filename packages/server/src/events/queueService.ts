@@ -189,6 +189,8 @@ export class QueueService {
       if (opts.signal?.aborted) onAbort();
     });
     if (events.length > 0) return events;
+    // Deleted (DELETE /events) while this poll waited: answer as for any unknown queue.
+    if (!this.queues.has(queueId) && !this.closing && !opts.signal?.aborted) throw badQueue(queueId);
     queue = this.queues.get(queueId) ?? queue;
     if (queue.ended || this.closing || opts.signal?.aborted)
       return [{ type: 'heartbeat', id: Math.max(lastEventId, queue.lastEventId) }];
@@ -464,5 +466,7 @@ export class QueueService {
     this.lastUsed.delete(queueId);
     this.checkpoints.forget(queueId);
     await this.store.db.deleteFrom('event_queues').where('id', '=', queueId).execute();
+    // Polls and streams waiting on it on this node end now, not at their next heartbeat.
+    for (const l of [...(this.listeners.get(queueId) ?? [])]) l.notify();
   }
 }

@@ -1,5 +1,8 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import SqliteDatabase from 'better-sqlite3';
 import pino from 'pino';
 import { loadConfig } from '../../src/config/config.js';
@@ -24,6 +27,30 @@ export interface BigWorkspace {
  * database would be.
  */
 export async function seedBigWorkspace(
+  dataDir: string,
+  opts: { users: number; streams: number; perUser: number },
+): Promise<BigWorkspace> {
+  // In a child process: the bulk insert is synchronous for seconds, and a test worker that blocks
+  // that long misses its RPC deadline with the test runner ("Timeout calling onTaskUpdate").
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', self, dataDir, JSON.stringify(opts)], {
+    maxBuffer: 1024 * 1024,
+  });
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as BigWorkspace;
+}
+
+const run = promisify(execFile);
+const self = fileURLToPath(import.meta.url);
+
+if (process.argv[1] === self) {
+  const [dataDir, opts] = process.argv.slice(2);
+  const ws = await seedHere(
+    dataDir!,
+    JSON.parse(opts!) as { users: number; streams: number; perUser: number },
+  );
+  console.log(JSON.stringify(ws));
+}
+
+async function seedHere(
   dataDir: string,
   opts: { users: number; streams: number; perUser: number },
 ): Promise<BigWorkspace> {

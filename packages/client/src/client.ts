@@ -134,6 +134,16 @@ export function backoffDelay(attempt: number, minMs: number, maxMs: number): num
 }
 
 /**
+ * How long to wait before retrying after `err`: at least the server's `Retry-After` when it sent
+ * one, plus jittered exponential backoff, so that many clients turned away by a warming server
+ * neither come back all at once nor sooner than asked.
+ */
+export function retryDelay(err: unknown, attempt: number, minMs: number, maxMs: number): number {
+  const floor = err instanceof ApiError && err.retryAfter ? err.retryAfter * 1000 : 0;
+  return floor + backoffDelay(attempt, minMs, maxMs);
+}
+
+/**
  * A live view of the workspace: registers a queue, follows it (long-poll or WebSocket), applies
  * every event to one store, resumes after a dropped connection with the same `last_event_id`, and
  * re-registers (with jittered exponential backoff) when the server says the queue is gone.
@@ -214,10 +224,7 @@ export class ConcordClient {
       } catch (err) {
         if (err instanceof ApiError && err.status < 500 && err.status !== 429) throw err;
         this.opts.onStatus?.('reconnecting');
-        const wait =
-          err instanceof ApiError && err.retryAfter
-            ? err.retryAfter * 1000
-            : backoffDelay(attempt, minMs, maxMs);
+        const wait = retryDelay(err, attempt, minMs, maxMs);
         await new Promise((r) => setTimeout(r, wait));
       }
     }

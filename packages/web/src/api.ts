@@ -1,4 +1,4 @@
-import { ApiError, apiRequest, backoffDelay } from '@concord/client';
+import { ApiError, apiRequest, retryDelay } from '@concord/client';
 import type { Session } from './session.js';
 
 export { ApiError };
@@ -36,10 +36,7 @@ export async function callWithRetry<T = Record<string, unknown>>(
     } catch (err) {
       const retryable = !(err instanceof ApiError) || err.status === 503 || err.status === 429;
       if (!retryable || attempt + 1 >= attempts) throw err;
-      const wait =
-        err instanceof ApiError && err.retryAfter
-          ? err.retryAfter * 1000 * (0.5 + Math.random() / 2)
-          : backoffDelay(attempt + 1, 250, 10_000);
+      const wait = retryDelay(err, attempt + 1, 250, 10_000);
       opts.onRetry?.(wait, err);
       await new Promise((r) => setTimeout(r, wait));
     }

@@ -16,7 +16,7 @@ import type { Slapd } from '../support/slapd.js';
 import { generateDirectory, startSlapd } from '../support/slapd.js';
 import { changesSince, channelMembers, linkedUsers } from './fixture.js';
 
-const KILLS = 25;
+const KILLS = 50;
 const PAGE_SIZE = 20;
 const bundle = fileURLToPath(
   new URL('../../node_modules/.cache/concord-directory/sync-worker.mjs', import.meta.url),
@@ -93,7 +93,7 @@ function rng(seed: number) {
 describe.each(backends())('directory sync killed by SIGKILL on %s', (backend) => {
   let slapd: Slapd;
   let db: JobDb;
-  const dir = generateDirectory(400, 8);
+  const dir = generateDirectory(1200, 24);
   beforeAll(async () => {
     buildSync({
       entryPoints: [fileURLToPath(new URL('./sync-worker.ts', import.meta.url))],
@@ -219,6 +219,6 @@ describe.each(backends())('directory sync killed by SIGKILL on %s', (backend) =>
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .executeTakeFirstOrThrow();
     expect(Number(subs.n)).toBe(dir.groups.reduce((n, g) => n + g.members.length, 0));
-    // 25 worker spawns and lease takeovers: ~18 s (SQLite) / ~31 s (PostgreSQL) on 2 loaded cores.
-  }, 120_000);
+    // 50 worker spawns and lease takeovers (1,200 users, 24 groups: enough pages for 50 kills).
+  }, 240_000);
 });

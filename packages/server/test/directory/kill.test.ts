@@ -93,7 +93,7 @@ function rng(seed: number) {
 describe.each(backends())('directory sync killed by SIGKILL on %s', (backend) => {
   let slapd: Slapd;
   let db: JobDb;
-  const dir = generateDirectory(1200, 24);
+  const dir = generateDirectory(2400, 48);
   beforeAll(async () => {
     buildSync({
       entryPoints: [fileURLToPath(new URL('./sync-worker.ts', import.meta.url))],
@@ -219,6 +219,6 @@ describe.each(backends())('directory sync killed by SIGKILL on %s', (backend) =>
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .executeTakeFirstOrThrow();
     expect(Number(subs.n)).toBe(dir.groups.reduce((n, g) => n + g.members.length, 0));
-    // 50 worker spawns and lease takeovers (1,200 users, 24 groups: enough pages for 50 kills).
+    // 50 worker spawns and lease takeovers (2,400 users, 48 groups: pages enough for 50 kills even when an attempt gets far, as on a quiet machine: 400 users gave only 19).
   }, 240_000);
 });

@@ -1,4 +1,4 @@
-import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
@@ -10,23 +10,16 @@ export function generateApiKey(): string {
 }
 
 /**
- * Compares two API keys in constant time. Hashing first gives equal-length inputs, so even the
- * length of the stored key does not leak through timing.
+ * Compares two API keys in time that depends only on the length of the key given (which the
+ * client knows), never on where the two first differ or on the stored key's length. Runs on every
+ * authenticated request: a branch-free loop over character codes, with no hashing or allocation
+ * (hashing both sides, as before, cost a tenth of a cached GET).
  */
 export function apiKeysEqual(given: string, stored: string): boolean {
-  return timingSafeEqual(digest(given), storedDigest(stored));
-}
-
-const digest = (key: string) => createHash('sha256').update(key).digest();
-
-// Stored keys are compared on every request: their digests are kept (a few thousand at most, the
-// active keys of a workspace), so each request hashes only the key it was given.
-const storedDigests = new Map<string, Buffer>();
-function storedDigest(stored: string): Buffer {
-  let d = storedDigests.get(stored);
-  if (!d) {
-    if (storedDigests.size >= 10_000) storedDigests.clear();
-    storedDigests.set(stored, (d = digest(stored)));
-  }
-  return d;
+  const n = given.length;
+  // Non-zero when the lengths differ; the loop still runs over the whole given key.
+  let diff = n ^ stored.length;
+  const m = stored.length || 1;
+  for (let i = 0; i < n; i++) diff |= given.charCodeAt(i) ^ stored.charCodeAt(i % m);
+  return diff === 0;
 }

@@ -69,6 +69,35 @@ export interface BasicCredentials {
   limiterKeys: string[];
 }
 
+/** An `Authorization: Basic` header decoded: e-mail and key, or null when it is malformed. */
+interface DecodedBasic {
+  email: string;
+  key: string;
+  emailLimiterKey: string;
+}
+
+// Clients send the same header on every request: its decoding (a regular expression, base64,
+// lower-casing) is kept, per distinct header, for the clients of a workspace. Nothing here is
+// trusted: the key is still compared with the user's on every request.
+const decoded = new Map<string, DecodedBasic | null>();
+const DECODED_MAX = 10_000;
+
+function decodeBasic(header: string): DecodedBasic | null {
+  let d = decoded.get(header);
+  if (d !== undefined) return d;
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  const text = m ? Buffer.from(m[1]!, 'base64').toString('utf8') : '';
+  const colon = text.lastIndexOf(':');
+  if (colon <= 0) d = null;
+  else {
+    const email = text.slice(0, colon);
+    d = { email, key: text.slice(colon + 1), emailLimiterKey: `email:${email.toLowerCase()}` };
+  }
+  if (decoded.size >= DECODED_MAX) decoded.clear();
+  decoded.set(header, d);
+  return d;
+}
+
 /**
  * Reads `Authorization: Basic email:api_key` and checks the failure limiter; throws the Zulip error
  * for a missing or malformed header, or a client that failed too often.
@@ -80,16 +109,13 @@ export function readBasic(
 ): BasicCredentials {
   if (!header)
     throw new ConcordError('UNAUTHORIZED', 'Not logged in: API authentication or user session required');
-  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
-  const decoded = m ? Buffer.from(m[1]!, 'base64').toString('utf8') : '';
-  const colon = decoded.lastIndexOf(':');
-  if (colon <= 0)
+  const d = decodeBasic(header);
+  if (!d)
     throw new ConcordError('UNAUTHORIZED', 'Invalid authorization header: expected Basic email:api_key');
-  const email = decoded.slice(0, colon);
-  const limiterKeys = [`email:${email.toLowerCase()}`, `ip:${clientIp}`];
-  const wait = Math.max(...limiterKeys.map((k) => limiter.blockedFor(k)));
+  const limiterKeys = [d.emailLimiterKey, `ip:${clientIp}`];
+  const wait = Math.max(limiter.blockedFor(limiterKeys[0]!), limiter.blockedFor(limiterKeys[1]!));
   if (wait > 0) throw new ConcordError('RATE_LIMIT_HIT', 'API usage exceeded rate limit', {}, wait);
-  return { email, key: decoded.slice(colon + 1), limiterKeys };
+  return { email: d.email, key: d.key, limiterKeys };
 }
 
 /**

@@ -1,16 +1,24 @@
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
+import { HotCounter } from '../observability/hotCounter.js';
 
 /** The cache's Prometheus metrics, registered on the node's registry. */
 export function createCacheMetrics(registry: Registry) {
   const registers = [registry];
+  const lookups = new HotCounter({
+    name: 'concord_cache_lookups_total',
+    help: 'Cache lookups by tier (l1, l2) and result (hit, miss).',
+    labelNames: ['tier', 'result'],
+    registers,
+  });
   return {
-    lookups: new Counter({
-      name: 'concord_cache_lookups_total',
-      help: 'Cache lookups by tier (l1, l2) and result (hit, miss).',
-      labelNames: ['tier', 'result'],
-      registers,
-    }),
+    /** Lookups by tier and result, counted on every cached read (hence plain numbers). */
+    lookup: {
+      l1Hit: lookups.child({ tier: 'l1', result: 'hit' }),
+      l1Miss: lookups.child({ tier: 'l1', result: 'miss' }),
+      l2Hit: lookups.child({ tier: 'l2', result: 'hit' }),
+      l2Miss: lookups.child({ tier: 'l2', result: 'miss' }),
+    },
     loads: new Counter({
       name: 'concord_cache_loads_total',
       help: 'Database reads made on a miss (one per single-flight group).',

@@ -25,6 +25,14 @@ export class CachedReads {
     return this.cache.get(cacheKey.user(id), () => loadUser(this.store.db, this.realmId, id));
   }
 
+  /**
+   * The user `id` if L1 holds it (for a path that can then finish synchronously); undefined when
+   * it would have to read, null for a user known not to exist.
+   */
+  peekUser(id: number): UserRow | null | undefined {
+    return this.cache.peek<UserRow | null>(cacheKey.user(id));
+  }
+
   /** Every user of the realm (active and deactivated), by id. */
   users(): Promise<readonly UserRow[]> {
     return this.cache.get(cacheKey.usersOfRealm(this.realmId), () =>

@@ -66,10 +66,10 @@ export class TieredCache {
     }
     const hit = this.l1.get(key);
     if (hit) {
-      metrics.lookups.labels('l1', 'hit').inc();
+      metrics.lookup.l1Hit.inc();
       return hit.value as T;
     }
-    metrics.lookups.labels('l1', 'miss').inc();
+    metrics.lookup.l1Miss.inc();
     const inFlight = this.flights.get(key);
     if (inFlight) return inFlight as Promise<T>;
     const flight = this.fetch(key, load);
@@ -89,7 +89,7 @@ export class TieredCache {
     if (this.suspendedFor !== null) return undefined;
     const hit = this.l1.get(key);
     if (!hit) return undefined;
-    this.opts.metrics.lookups.labels('l1', 'hit').inc();
+    this.opts.metrics.lookup.l1Hit.inc();
     return hit.value as T;
   }
 
@@ -172,13 +172,13 @@ export class TieredCache {
     if (l2) {
       const entry = await l2.get(key);
       if (entry && this.ledger.admits(key, entry.seq)) {
-        metrics.lookups.labels('l2', 'hit').inc();
+        metrics.lookup.l2Hit.inc();
         const value = JSON.parse(entry.json) as T;
         this.fillL1(key, value, entry.seq, entry.json.length);
         return value;
       }
       if (entry) metrics.staleL2Refused.inc();
-      metrics.lookups.labels('l2', 'miss').inc();
+      metrics.lookup.l2Miss.inc();
     }
     metrics.loads.inc();
     const { value, seq } = await load();

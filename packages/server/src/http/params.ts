@@ -103,8 +103,19 @@ function stringifyBounded(name: string, value: unknown): string {
   }
 }
 
+function isEmptyObject(o: unknown): boolean {
+  if (o === undefined || o === null) return true;
+  if (typeof o !== 'object') return false;
+  for (const _ in o) return false;
+  return true;
+}
+
+const NONE: ReadonlyMap<string, string> = new Map();
+
 /** Raw string parameters from the query string and the body, body winning. */
-export function rawParams(req: FastifyRequest): Map<string, string> {
+export function rawParams(req: FastifyRequest): ReadonlyMap<string, string> {
+  // Most reads carry no parameters at all.
+  if (isEmptyObject(req.body) && isEmptyObject(req.query)) return NONE;
   const out = new Map<string, string>();
   const add = (source: unknown) => {
     if (!source || typeof source !== 'object' || Buffer.isBuffer(source)) return;
@@ -128,6 +139,10 @@ export function parseParams<S extends Record<string, Param<unknown>>>(
 ): { params: Parsed<S>; ignored: string[] } {
   const raw = rawParams(req);
   const params: Record<string, unknown> = {};
+  if (raw.size === 0) {
+    for (const name in spec) if (spec[name]!.required) throw fail.missing(name);
+    return { params: params as Parsed<S>, ignored: [] };
+  }
   for (const [name, p] of Object.entries(spec)) {
     const value = raw.get(name);
     if (value === undefined) {

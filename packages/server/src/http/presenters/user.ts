@@ -38,15 +38,26 @@ export function presentUser(ctx: PresentContext, u: UserRow) {
 
 // Cached rows are frozen and shared by every request until a change replaces them, so the JSON of
 // a presented row can be kept beside it: a hot GET /users/{id} serializes nothing.
-const presentedJson = new WeakMap<UserRow, { externalUrl: string; json: string }>();
+interface Presented {
+  externalUrl: string;
+  json: string;
+  /** The whole `GET /users/{id}` answer, encoded once. */
+  response?: Buffer;
+}
+const presented = new WeakMap<UserRow, Presented>();
 
-/** {@link presentUser} as JSON text, computed once per row object (and server URL). */
-export function presentUserJson(ctx: PresentContext, u: UserRow): string {
-  const hit = presentedJson.get(u);
-  if (hit && hit.externalUrl === ctx.externalUrl) return hit.json;
-  const json = JSON.stringify(presentUser(ctx, u));
-  if (Object.isFrozen(u)) presentedJson.set(u, { externalUrl: ctx.externalUrl, json });
-  return json;
+function presentedOf(ctx: PresentContext, u: UserRow): Presented {
+  const hit = presented.get(u);
+  if (hit && hit.externalUrl === ctx.externalUrl) return hit;
+  const entry: Presented = { externalUrl: ctx.externalUrl, json: JSON.stringify(presentUser(ctx, u)) };
+  if (Object.isFrozen(u)) presented.set(u, entry);
+  return entry;
+}
+
+/** The body of `GET /users/{id}` for `u` (Zulip's success shape), encoded once per row object. */
+export function presentUserResponse(ctx: PresentContext, u: UserRow): Buffer {
+  const entry = presentedOf(ctx, u);
+  return (entry.response ??= Buffer.from(`{"result":"success","msg":"","user":${entry.json}}`));
 }
 
 /**

@@ -167,6 +167,8 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
   // Some clients send text/plain or an empty type on bodiless requests; treat them as empty.
   http.addContentTypeParser('text/plain', { parseAs: 'string' }, (_req, _body, done) => done(null, {}));
 
+  // Set by the first hook; declared here so that every request object has the same shape.
+  http.decorateRequest('servesData', false);
   // Callback-style hooks: they finish synchronously on the hot path (no promise per request).
   http.addHook('onRequest', (req, _reply, done) => {
     const type = req.headers['content-type'];
@@ -179,8 +181,11 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
       );
     // Readiness gate: nothing reads workspace data before warm-up is done (incident 5), or while
     // the node knows it is behind (its consumer stalled, the database away).
-    const path = req.url.split('?')[0]!;
-    if (!DATA_PATH.test(path) || ALWAYS_OPEN.has(path)) return done();
+    const q = req.url.indexOf('?');
+    const path = q === -1 ? req.url : req.url.slice(0, q);
+    if (!DATA_PATH.test(path)) return done();
+    req.servesData = true;
+    if (ALWAYS_OPEN.has(path)) return done();
     if (!app.readiness.isReady) {
       const s = app.readiness.status();
       const why =
@@ -218,7 +223,7 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
   // it as X-Concord-Min-Position on any node to read the write); after a read, the position the
   // node's data reflected at least.
   http.addHook('onSend', (req, reply, payload, done) => {
-    if (app.readiness.isReady && DATA_PATH.test(req.url)) {
+    if (req.servesData && app.readiness.isReady) {
       const position =
         req.method === 'GET' || req.method === 'HEAD'
           ? app.cursor()
@@ -247,7 +252,7 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
     const key = `${req.method} ${route} ${reply.statusCode}`;
     let timer = timers.get(key);
     if (!timer) {
-      timer = app.metrics.httpRequests.labels(req.method, route, String(reply.statusCode));
+      timer = app.metrics.httpRequests.child({ method: req.method, route, status: String(reply.statusCode) });
       timers.set(key, timer);
     }
     timer.observe(reply.elapsedTime / 1000);

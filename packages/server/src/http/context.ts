@@ -37,5 +37,7 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated user, set by the `requireUser` pre-handler. */
     user: UserRow;
+    /** Whether the path serves workspace data (set on arrival; see app.ts). */
+    servesData: boolean;
   }
 }

@@ -7,6 +7,7 @@ import * as avatars from './migrations/003-avatars.js';
 import * as jobs from './migrations/004-jobs.js';
 import * as directory from './migrations/005-directory.js';
 import * as nodes from './migrations/006-nodes.js';
+import * as jobClaimIndexes from './migrations/007-job-claim-indexes.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -17,6 +18,7 @@ const migrations: Record<string, DialectMigration> = {
   '004-jobs': jobs,
   '005-directory': directory,
   '006-nodes': nodes,
+  '007-job-claim-indexes': jobClaimIndexes,
 };
 
 /** The names of every migration, in the order they run. */

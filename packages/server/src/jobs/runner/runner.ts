@@ -6,7 +6,7 @@ import type { JobHandler } from '../job.js';
 import { Attempt } from './attempt.js';
 import type { CancelResult } from './cancel.js';
 import { cancelJob } from './cancel.js';
-import { claimIn, claimJobs, nextDue } from './claim.js';
+import { claimJobs, nextDue, settleDialect } from './claim.js';
 import type { Enqueued, JobSpec } from './enqueue.js';
 import { enqueueJob } from './enqueue.js';
 import type { RunnerOptions } from './options.js';
@@ -14,9 +14,16 @@ import type { JobCensus, Rescue } from './reaper.js';
 import { census, reapExpired } from './reaper.js';
 import type { JobRunStatus, JobStatus } from './status.js';
 import { readJobRuns, readJobStatus } from './status.js';
-import type { AttemptEnd, EndResult } from './transitions.js';
-import { endAttempts } from './transitions.js';
+import type { AttemptEnd, EndResult, SettleDialect } from './settle.js';
+import { settle } from './settle.js';
 import type { Lease } from '../job.js';
+
+/** An attempt's end waiting for the next settle command. */
+interface QueuedEnd {
+  lease: Lease;
+  end: AttemptEnd;
+  done: (r: EndResult | Error) => void;
+}
 
 /** What a runner needs. */
 export interface RunnerDeps {
@@ -43,12 +50,21 @@ export class JobRunner {
   private pumping: Promise<void> | null = null;
   private again = false;
   private reaping: Promise<unknown> = Promise.resolve();
-  /** Ends of attempts waiting for the next batch, and slots promised to claims in flight. */
-  private ends: { lease: Lease; end: AttemptEnd; done: (r: EndResult | Error) => void }[] = [];
-  private flushing: Promise<void> | null = null;
+  private readonly dialect: SettleDialect;
+  /**
+   * Slot accounting (up to `concurrency`): attempts whose handler is running, ends waiting for a
+   * settle command, and slots promised to claims in flight. A settle command's ends free their
+   * slots in the transaction that claims for them, so a command may claim for its own ends.
+   */
+  private busy = 0;
+  private ends: QueuedEnd[] = [];
   private reserved = 0;
+  /** The settle commands recording waiting ends, while they run. */
+  private settling: Promise<void> | null = null;
 
-  constructor(private readonly deps: RunnerDeps) {}
+  constructor(private readonly deps: RunnerDeps) {
+    this.dialect = settleDialect(deps.log.store);
+  }
 
   get options(): RunnerOptions {
     return this.deps.options;
@@ -158,14 +174,14 @@ export class JobRunner {
     clearTimeout(this.dueTimer);
     // A claim in flight may still launch attempts; they are released at once (see launch).
     await this.pumping;
-    await this.flushing;
+    await this.settling;
     const all = () => Promise.all([...this.active.values()].map((a) => a.done));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([all(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
     clearTimeout(timer);
     for (const { attempt } of this.active.values()) attempt.stop('shutdown');
     while (this.active.size > 0) await all();
-    await this.flushing;
+    await this.settling;
     await this.reaping;
   }
 
@@ -184,8 +200,8 @@ export class JobRunner {
     try {
       do {
         this.again = false;
-        // While ends are being recorded, their batch claims for the slots they free.
-        while (!this.stopping && !this.flushing && this.active.size < options.concurrency) {
+        // While ends are being recorded, their settle commands claim for the slots they free.
+        while (!this.stopping && !this.settling && this.free() > 0) {
           const due = await nextDue(log, realmId, kinds);
           if (due === null) break;
           const wait = due - options.clock();
@@ -195,7 +211,7 @@ export class JobRunner {
             this.dueTimer.unref();
             break;
           }
-          const free = options.concurrency - this.active.size - this.reserved;
+          const free = this.free();
           if (free <= 0) break;
           this.reserved += free;
           let rows: JobRow[];
@@ -213,64 +229,78 @@ export class JobRunner {
     }
   }
 
+  /** Slots neither running a handler, nor waiting for an end to be recorded, nor promised to a claim. */
+  private free(): number {
+    return this.deps.options.concurrency - this.busy - this.ends.length - this.reserved;
+  }
+
   /**
-   * Queues an attempt's end for the next batch: one command records every end that is waiting and,
-   * in the same transaction, claims jobs for the slots they free — one WAL flush for a batch of
-   * ends and claims instead of two per job.
+   * Queues an attempt's end for a settle command: one command records every end that is waiting
+   * and, in the same transaction, claims jobs for the slots they free — one WAL flush for a batch
+   * of ends and claims instead of two per job.
    */
   private finish(lease: Lease, end: AttemptEnd): Promise<JobRow> {
     return new Promise<JobRow>((resolve, reject) => {
-      this.ends.push({
-        lease,
-        end,
-        done: (r) => (r instanceof Error ? reject(r) : resolve(r)),
-      });
-      void this.flush();
+      this.ends.push({ lease, end, done: (r) => (r instanceof Error ? reject(r) : resolve(r)) });
+      this.scheduleSettle();
     });
   }
 
-  private flush(): Promise<void> {
-    this.flushing ??= this.flushBatches().finally(() => {
-      this.flushing = null;
-      // An end queued after the last batch was taken, while this flush was finishing.
-      if (this.ends.length > 0) void this.flush();
+  private scheduleSettle(): void {
+    this.settling ??= this.settleAll().finally(() => {
+      this.settling = null;
+      // An end queued after the last batch was taken, while this one was finishing.
+      if (this.ends.length > 0) this.scheduleSettle();
       this.wake();
     });
-    return this.flushing;
   }
 
-  private async flushBatches(): Promise<void> {
-    const { log, realmId, options } = this.deps;
-    // Let the attempts that finish in the same turn join the batch.
-    await new Promise((resolve) => setImmediate(resolve));
+  /**
+   * Records the waiting ends, one settle command at a time. (Two in flight, the second waiting on
+   * the write lock while the first commits, measured slower: each command took half the ends, and
+   * a command's fixed cost — its round trips, its WAL flush — is most of its cost.)
+   */
+  private async settleAll(): Promise<void> {
     while (this.ends.length > 0) {
-      const batch = this.ends.splice(0);
-      // The finishing attempts still count as active until their ends are recorded.
-      const free = this.stopping
-        ? 0
-        : Math.max(0, options.concurrency - this.active.size - this.reserved + batch.length);
-      this.reserved += free;
-      try {
-        const { value } = await log.run(realmId, async (ctx) => ({
-          results: await endAttempts(ctx, batch, options),
-          claimed: await claimIn(ctx, [...this.handlers.keys()], free, log.store.caps.skipLocked, options),
-        }));
-        for (const row of value.claimed) this.launch(row);
-        for (const [i, b] of batch.entries()) b.done(value.results[i]!);
-      } catch (err) {
-        for (const b of batch) b.done(err instanceof Error ? err : new Error(String(err)));
-      } finally {
-        this.reserved -= free;
-      }
+      // Let the attempts that finish in the same turn join the batch.
+      await new Promise((resolve) => setImmediate(resolve));
+      await this.settleBatch(this.ends.splice(0));
+    }
+  }
+
+  private async settleBatch(batch: QueuedEnd[]): Promise<void> {
+    const { log, realmId, options } = this.deps;
+    // The batch's own ends are no longer counted as waiting, so `free` includes their slots.
+    const free = this.stopping ? 0 : Math.max(0, this.free());
+    this.reserved += free;
+    try {
+      const { value } = await log.run(realmId, (ctx) =>
+        settle(ctx, this.dialect, batch, { kinds: [...this.handlers.keys()], limit: free }, options),
+      );
+      this.reserved -= free;
+      for (const row of value.claimed) this.launch(row);
+      for (const [i, b] of batch.entries()) b.done(value.results[i]!);
+    } catch (err) {
+      this.reserved -= free;
+      for (const b of batch) b.done(err instanceof Error ? err : new Error(String(err)));
     }
   }
 
   private launch(row: JobRow): void {
-    const attempt = new Attempt({ ...this.deps, finish: (lease, end) => this.finish(lease, end) }, row);
+    // The slot is busy until the attempt's end is queued (or, if it has none to record, it ends).
+    let queued = false;
+    const finish = (lease: Lease, end: AttemptEnd) => {
+      queued = true;
+      this.busy--;
+      return this.finish(lease, end);
+    };
+    this.busy++;
+    const attempt = new Attempt({ ...this.deps, finish }, row);
     // Claimed while the runner was stopping: give it straight back.
     if (this.stopping) attempt.stop('shutdown');
     const handler = this.handlers.get(row.kind)!;
     const done = attempt.execute(handler).finally(() => {
+      if (!queued) this.busy--;
       this.active.delete(row.id);
       this.wake();
     });

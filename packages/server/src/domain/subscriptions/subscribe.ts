@@ -1,20 +1,13 @@
-import { cacheKey } from '../../changelog/change.js';
 import type { CommandContext } from '../../changelog/log.js';
 import { ConcordError, fail } from '../../errors.js';
 import type { StreamRow } from '../../store/schema.js';
 import type { Actor } from '../roles.js';
 import { isGuest } from '../roles.js';
 import { createStream } from '../streams/createStream.js';
-import {
-  activeSubscriberIds,
-  canAccessStream,
-  defaultColor,
-  findStreamByName,
-  isSubscribed,
-  streamSnapshot,
-} from '../streams/streamRecord.js';
+import { canAccessStream, findStreamByName, isSubscribed } from '../streams/streamRecord.js';
 import { loadUser } from '../users/userRecord.js';
 import { checkStreamDescription, checkStreamName } from '../validation.js';
+import { addSubscribers, subscribedAmong } from './addSubscribers.js';
 
 export interface SubscribeInput {
   streams: { name: string; description?: string }[];
@@ -85,40 +78,14 @@ export async function subscribe(
       continue;
     }
 
+    const already = await subscribedAmong(ctx.trx, stream.id, principals);
     const added: number[] = [];
     for (const userId of principals) {
-      const bucket = (await isSubscribed(ctx.trx, userId, stream.id))
-        ? result.alreadySubscribed
-        : result.subscribed;
+      const bucket = already.has(userId) ? result.alreadySubscribed : result.subscribed;
       bucket.set(userId, [...(bucket.get(userId) ?? []), stream.name]);
       if (bucket === result.subscribed) added.push(userId);
     }
-    if (added.length === 0) continue;
-    await ctx.trx
-      .insertInto('subscriptions')
-      .values(
-        added.map((userId) => ({
-          realm_id: ctx.realmId,
-          user_id: userId,
-          stream_id: stream.id,
-          color: defaultColor(stream.id),
-          is_muted: 0,
-          pin_to_top: 0,
-          date_created: ctx.now,
-        })),
-      )
-      .execute();
-    ctx.record({
-      kind: 'subscription.added',
-      payload: {
-        streamId: stream.id,
-        userIds: added,
-        stream: streamSnapshot(stream),
-        subscriberIds: await activeSubscriberIds(ctx.trx, stream.id),
-      },
-      cacheKeys: [cacheKey.subscribersOf(stream.id), ...added.map((id) => cacheKey.subscriptionsOf(id))],
-      audience: { scope: 'stream', streamId: stream.id, inviteOnly: stream.invite_only === 1 },
-    });
+    await addSubscribers(ctx, stream, added);
   }
   return result;
 }

@@ -3,7 +3,7 @@ import { hashPassword } from '../../auth/password.js';
 import { cacheKey } from '../../changelog/change.js';
 import type { CommandContext } from '../../changelog/log.js';
 import { ConcordError, fail } from '../../errors.js';
-import type { UserRow } from '../../store/schema.js';
+import type { NewUser, UserRow } from '../../store/schema.js';
 import type { Actor } from '../roles.js';
 import { Role, isAdmin, isOwner, roleValues } from '../roles.js';
 import { checkEmail, checkFullName } from '../validation.js';
@@ -41,33 +41,72 @@ export async function createUser(
     throw fail.invalid('password', 'longer than 1024 characters');
 
   if (email) {
-    const clash = await ctx.trx
-      .selectFrom('users')
-      .select('id')
-      .where('realm_id', '=', ctx.realmId)
-      .where('email_key', '=', email.toLowerCase())
-      .executeTakeFirst();
-    if (clash) throw new ConcordError('BAD_REQUEST', `Email '${email}' already in use`);
+    if ((await emailInUse(ctx, [email.toLowerCase()])) !== undefined)
+      throw new ConcordError('BAD_REQUEST', `Email '${email}' already in use`);
   }
   const passwordHash = input.password ? await hashPassword(input.password, opts.passwordHashCost) : null;
   const user = await ctx.trx
     .insertInto('users')
-    .values({
-      realm_id: ctx.realmId,
-      delivery_email: email,
-      email_key: email?.toLowerCase() ?? null,
-      full_name: fullName,
-      role,
-      is_active: 1,
-      is_bot: input.isBot ? 1 : 0,
-      password_hash: passwordHash,
-      api_key: generateApiKey(),
-      avatar_version: 1,
-      timezone: input.timezone ?? '',
-      date_joined: ctx.now,
-    })
+    .values(
+      newUserRow(ctx, {
+        email,
+        fullName,
+        role,
+        isBot: input.isBot ?? false,
+        passwordHash,
+        apiKey: generateApiKey(),
+        timezone: input.timezone ?? '',
+      }),
+    )
     .returningAll()
     .executeTakeFirstOrThrow();
+  recordUserCreated(ctx, user);
+  return user;
+}
+
+/** The address (as stored) of a user of the realm whose lower-cased address is one of `emailKeys`. */
+export async function emailInUse(ctx: CommandContext, emailKeys: string[]): Promise<string | undefined> {
+  if (emailKeys.length === 0) return undefined;
+  const clash = await ctx.trx
+    .selectFrom('users')
+    .select('delivery_email')
+    .where('realm_id', '=', ctx.realmId)
+    .where('email_key', 'in', emailKeys)
+    .executeTakeFirst();
+  return clash ? (clash.delivery_email ?? '') : undefined;
+}
+
+/** The row of a new, active user with a fresh avatar; the fields were validated by the caller. */
+export function newUserRow(
+  ctx: CommandContext,
+  u: {
+    email: string | null;
+    fullName: string;
+    role: number;
+    isBot: boolean;
+    passwordHash: string | null;
+    apiKey: string;
+    timezone: string;
+  },
+): NewUser {
+  return {
+    realm_id: ctx.realmId,
+    delivery_email: u.email,
+    email_key: u.email?.toLowerCase() ?? null,
+    full_name: u.fullName,
+    role: u.role,
+    is_active: 1,
+    is_bot: u.isBot ? 1 : 0,
+    password_hash: u.passwordHash,
+    api_key: u.apiKey,
+    avatar_version: 1,
+    timezone: u.timezone,
+    date_joined: ctx.now,
+  };
+}
+
+/** Appends the `user.created` change of a row just inserted. */
+export function recordUserCreated(ctx: CommandContext, user: UserRow): void {
   ctx.record({
     kind: 'user.created',
     payload: { user: userSnapshot(user) },
@@ -79,5 +118,4 @@ export async function createUser(
     ],
     audience: { scope: 'realm' },
   });
-  return user;
 }

@@ -1,9 +1,8 @@
 import { generateApiKey } from '../../auth/apiKey.js';
-import { cacheKey } from '../../changelog/change.js';
 import type { CommandContext } from '../../changelog/log.js';
 import { ConcordError } from '../../errors.js';
 import { Role } from '../../domain/roles.js';
-import { userSnapshot } from '../../domain/users/userRecord.js';
+import { emailInUse, newUserRow, recordUserCreated } from '../../domain/users/createUser.js';
 import type { UserRow } from '../../store/schema.js';
 
 /** A person to create; name and address were validated by the plan (domain/validation.ts). */
@@ -24,50 +23,29 @@ export async function createMembers(ctx: CommandContext, members: NewMember[]): 
   const keys = members.map((m) => m.email?.toLowerCase()).filter((k): k is string => k !== undefined);
   if (new Set(keys).size !== keys.length)
     throw new ConcordError('BAD_REQUEST', 'Email listed twice in one page');
-  if (keys.length > 0) {
-    const clash = await ctx.trx
-      .selectFrom('users')
-      .select('delivery_email')
-      .where('realm_id', '=', ctx.realmId)
-      .where('email_key', 'in', keys)
-      .executeTakeFirst();
-    if (clash) throw new ConcordError('BAD_REQUEST', `Email '${clash.delivery_email}' already in use`);
-  }
+  const clash = await emailInUse(ctx, keys);
+  if (clash !== undefined) throw new ConcordError('BAD_REQUEST', `Email '${clash}' already in use`);
   const keyed = members.map((m) => ({ ...m, apiKey: generateApiKey() }));
   const rows = await ctx.trx
     .insertInto('users')
     .values(
-      keyed.map((m) => ({
-        realm_id: ctx.realmId,
-        delivery_email: m.email,
-        email_key: m.email?.toLowerCase() ?? null,
-        full_name: m.fullName,
-        role: Role.MEMBER,
-        is_active: 1,
-        is_bot: 0,
-        password_hash: null,
-        api_key: m.apiKey,
-        avatar_version: 1,
-        timezone: '',
-        date_joined: ctx.now,
-      })),
+      keyed.map((m) =>
+        newUserRow(ctx, {
+          email: m.email,
+          fullName: m.fullName,
+          role: Role.MEMBER,
+          isBot: false,
+          passwordHash: null,
+          apiKey: m.apiKey,
+          timezone: '',
+        }),
+      ),
     )
     .returningAll()
     .execute();
   // Matched by their fresh random API keys: nothing promises RETURNING keeps the VALUES order.
   const byKey = new Map(rows.map((r) => [r.api_key, r]));
   const created = keyed.map((m) => byKey.get(m.apiKey)!);
-  for (const user of created) {
-    ctx.record({
-      kind: 'user.created',
-      payload: { user: userSnapshot(user) },
-      cacheKeys: [
-        cacheKey.user(user.id),
-        cacheKey.usersOfRealm(ctx.realmId),
-        ...(user.email_key ? [cacheKey.userByEmail(ctx.realmId, user.email_key)] : []),
-      ],
-      audience: { scope: 'realm' },
-    });
-  }
+  for (const user of created) recordUserCreated(ctx, user);
   return created;
 }

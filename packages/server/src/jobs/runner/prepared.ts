@@ -15,7 +15,8 @@ import type { Database } from '../../store/schema.js';
  *
  * A name must always carry the same text, and the text must name its result columns (not `*`):
  * a column added by a later migration would otherwise change the result type of a statement
- * that connections already prepared, which PostgreSQL refuses.
+ * that connections already prepared, which PostgreSQL refuses. (A migration that changes the
+ * type of a returned column does that too: give the statement a new name in the same change.)
  */
 export async function executePrepared<R>(
   trx: Kysely<Database>,

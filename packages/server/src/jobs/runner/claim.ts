@@ -2,7 +2,7 @@ import type { ChangeLog } from '../../changelog/log.js';
 import type { JobRow } from '../../store/schema.js';
 import type { Store } from '../../store/store.js';
 import type { SettleDialect, SettleOptions } from './settle.js';
-import { settle } from './settle.js';
+import { settle, waiting } from './settle.js';
 
 /** When the next job of these kinds is due (null: none waits); a cheap read that spares idle runners the write lock. */
 export async function nextDue(
@@ -16,7 +16,7 @@ export async function nextDue(
     .selectFrom('jobs')
     .select('run_after')
     .where('realm_id', '=', realmId)
-    .where('state', 'in', ['queued', 'retrying'])
+    .where(waiting)
     .where('kind', 'in', [...kinds])
     .orderBy('run_after')
     .limit(1)

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { CommandContext } from '../../changelog/log.js';
 import type { JobRow } from '../../store/schema.js';
 import { recordJob } from './record.js';
@@ -40,7 +41,8 @@ export async function enqueueJob(
       .selectAll()
       .where('realm_id', '=', ctx.realmId)
       .where('singleton_key', '=', key)
-      .where('state', 'in', ['queued', 'running', 'retrying'])
+      // As the partial unique index states it, so that SQLite searches it rather than every job.
+      .where(sql<boolean>`state IN ('queued', 'running', 'retrying')`)
       .executeTakeFirst();
     if (active) return { job: active, created: false };
   }

@@ -182,6 +182,7 @@ export async function startConcord(config: Config, opts: StartOptions = {}): Pro
     );
     await coherence.tail.catchUp();
 
+    const reads = new CachedReads(store, cache, realmId, () => coherence.tail.cursor);
     const queues = new QueueService(
       store,
       log,
@@ -189,6 +190,7 @@ export async function startConcord(config: Config, opts: StartOptions = {}): Pro
       present,
       { idleTimeoutMs: config.eventQueueIdleSeconds * 1000, longpollSeconds: config.eventLongpollSeconds },
       logger,
+      { cache: reads, onSnapshot: (source) => metrics.registerSnapshots.labels(source).inc() },
     );
     // The node's events tail: reads each change once and hands it to every queue on this node.
     const start = await log.head();
@@ -238,7 +240,7 @@ export async function startConcord(config: Config, opts: StartOptions = {}): Pro
       realmName: realm.name,
       queues,
       cache,
-      reads: new CachedReads(store, cache, realmId),
+      reads,
       cursor: () => coherence.tail.cursor,
       waitForPosition: (seq: number) => coherence.tail.waitFor(seq),
     } satisfies Partial<AppContext>);

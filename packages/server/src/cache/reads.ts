@@ -1,7 +1,9 @@
 import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
 import { cacheKey } from '../changelog/change.js';
-import type { Database, UserRow } from '../store/schema.js';
+import type { SnapshotOptions, SnapshotRows } from '../events/snapshot.js';
+import { needsMembers, needsUsers } from '../events/snapshot.js';
+import type { Database, StreamRow, SubscriptionRow, UserRow } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import type { Loaded, TieredCache } from './tieredCache.js';
 
@@ -18,11 +20,83 @@ export class CachedReads {
     private readonly store: Store,
     private readonly cache: TieredCache,
     private readonly realmId: number,
+    /** The log position up to which the cache has applied every invalidation (its consumer's cursor). */
+    private readonly cursor: () => number,
   ) {}
 
   /** One user of the realm by id, or null. */
   user(id: number): Promise<UserRow | null> {
-    return this.cache.get(cacheKey.user(id), () => loadUser(this.store.db, this.realmId, id));
+    return this.cache.get(cacheKey.user(id), () => loadUser(this.store, this.realmId, id));
+  }
+
+  /** Every channel of the realm (archived ones included), by id. */
+  streams(): Promise<readonly StreamRow[]> {
+    return this.cache.get(cacheKey.streamsOfRealm(this.realmId), () =>
+      inSnapshot(this.store, async (db) => {
+        const rows = await db
+          .selectFrom('streams')
+          .selectAll()
+          .where('realm_id', '=', this.realmId)
+          .orderBy('id')
+          .execute();
+        return Object.freeze(rows.map((r) => Object.freeze(r)));
+      }),
+    );
+  }
+
+  /** Every subscription of one user (to archived channels too). */
+  subscriptionsOf(userId: number): Promise<readonly SubscriptionRow[]> {
+    return this.cache.get(cacheKey.subscriptionsOf(userId), () =>
+      inSnapshot(this.store, async (db) => {
+        const rows = await db
+          .selectFrom('subscriptions')
+          .selectAll()
+          .where('user_id', '=', userId)
+          .orderBy('stream_id')
+          .execute();
+        return Object.freeze(rows.map((r) => Object.freeze(r)));
+      }),
+    );
+  }
+
+  /**
+   * The rows of a register for `userId`, all as of one log position, from L1; null when L1 cannot
+   * give them (the caller then reads the database). Missing values are read through first; then
+   * every value is taken synchronously at the cache's cursor C. A value in L1 read at a position
+   * at or before C is the value at C: any change to it up to C was applied, and would have removed
+   * it. A value read after C (ahead of the consumer) may reflect changes the others do not, so its
+   * presence makes the cache unusable for this register.
+   */
+  async registerRows(userId: number, opts: SnapshotOptions): Promise<SnapshotRows | null> {
+    const wantUsers = needsUsers(opts);
+    const wantMembers = needsMembers(opts);
+    const [, , streams] = await Promise.all([
+      this.user(userId),
+      this.subscriptionsOf(userId),
+      this.streams(),
+      wantUsers ? this.users() : null,
+    ]);
+    if (wantMembers) await Promise.all(streams.map((s) => this.subscribers(s.id)));
+
+    // From here on, synchronous: no invalidation can be applied in between.
+    const at = this.cursor();
+    let usable = true;
+    const take = <T>(key: string): T | undefined => {
+      const entry = this.cache.peekEntry<T>(key);
+      if (!entry || entry.seq > at) usable = false;
+      return entry?.value;
+    };
+    const me = take<UserRow | null>(cacheKey.user(userId));
+    const mySubs = take<readonly SubscriptionRow[]>(cacheKey.subscriptionsOf(userId));
+    const listed = take<readonly StreamRow[]>(cacheKey.streamsOfRealm(this.realmId));
+    const users = wantUsers ? take<readonly UserRow[]>(cacheKey.usersOfRealm(this.realmId)) : null;
+    let members: Map<number, readonly number[]> | null = null;
+    if (wantMembers && usable) {
+      members = new Map();
+      for (const s of listed!) members.set(s.id, take<readonly number[]>(cacheKey.subscribersOf(s.id)) ?? []);
+    }
+    if (!usable) return null;
+    return { seq: at, me: me ?? undefined, mySubs: mySubs!, streams: listed!, users: users ?? null, members };
   }
 
   /**
@@ -79,8 +153,7 @@ export class CachedReads {
 
   /** The user whose lower-cased address is `emailKey`, or null. */
   async userByEmailKey(emailKey: string): Promise<UserRow | null> {
-    const db = this.store.db;
-    const find = () =>
+    const find = (db: Kysely<Database>) =>
       db
         .selectFrom('users')
         .select(['id', headSeq.as('head')])
@@ -88,21 +161,17 @@ export class CachedReads {
         .where('email_key', '=', emailKey)
         .executeTakeFirst();
     const id = await this.cache.get(cacheKey.userByEmail(this.realmId, emailKey), async () => {
-      const row = await find();
+      const row = await find(this.store.db);
       if (row) return { value: row.id, seq: Number(row.head) };
-      return absentSince(db, async () => (await find())?.id ?? null);
+      return inSnapshot(this.store, async (trx) => (await find(trx))?.id ?? null);
     });
     return id === null ? null : this.user(id);
   }
 }
 
 /** Reads one user and the log head in one statement (the loader behind {@link CachedReads.user}). */
-export async function loadUser(
-  db: Kysely<Database>,
-  realmId: number,
-  id: number,
-): Promise<Loaded<UserRow | null>> {
-  const row = await db
+export async function loadUser(store: Store, realmId: number, id: number): Promise<Loaded<UserRow | null>> {
+  const row = await store.db
     .selectFrom('users')
     .selectAll()
     .select(headSeq.as('_head'))
@@ -110,7 +179,7 @@ export async function loadUser(
     .where('id', '=', id)
     .executeTakeFirst();
   if (row) return { value: freezeUser(row), seq: Number(row._head) };
-  return absentSince(db, async () => {
+  return inSnapshot(store, async (db) => {
     const again = await db
       .selectFrom('users')
       .selectAll()
@@ -127,20 +196,13 @@ function freezeUser(row: UserRow & { _head: number }): UserRow {
   return Object.freeze(user);
 }
 
-/** Runs `read` and reads the log head in one database snapshot. */
+/**
+ * Runs `read` and reads the log head in one database snapshot: the value is exactly the value at
+ * that position (which the fill guard, and a register read from the cache, rely on).
+ */
 function inSnapshot<T>(store: Store, read: (db: Kysely<Database>) => Promise<T>): Promise<Loaded<T>> {
   return store.readSnapshot(async (db) => {
     const head = await db.selectFrom('changelog_head').select('seq').where('id', '=', 1).executeTakeFirst();
     return { value: await read(db), seq: head?.seq ?? 0 };
   });
-}
-
-/**
- * A read that found nothing has no head beside it: read the head first, then read again. The value
- * is then current at least as of that head (a row created after it would show in the second read),
- * which is all the fill guard needs — a position no later than the data's.
- */
-async function absentSince<T>(db: Kysely<Database>, read: () => Promise<T>): Promise<Loaded<T>> {
-  const head = await db.selectFrom('changelog_head').select('seq').where('id', '=', 1).executeTakeFirst();
-  return { value: await read(), seq: head?.seq ?? 0 };
 }

@@ -93,6 +93,18 @@ export class TieredCache {
     return hit.value as T;
   }
 
+  /**
+   * The value of `key` and the log position it was read at, if L1 holds it: for a reader that
+   * combines several values and needs them all as of one position (see CachedReads.registerRows).
+   */
+  peekEntry<T>(key: string): Loaded<T> | undefined {
+    if (this.suspendedFor !== null) return undefined;
+    const hit = this.l1.get(key);
+    if (!hit) return undefined;
+    this.opts.metrics.lookup.l1Hit.inc();
+    return { value: hit.value as T, seq: hit.seq };
+  }
+
   /** Applies the invalidations of the change at `seq` (called by the log consumer, in seq order). */
   invalidate(keys: readonly string[], seq: number): void {
     for (const key of keys) {

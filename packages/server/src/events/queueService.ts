@@ -10,8 +10,8 @@ import { derive, optionsKey } from './derive.js';
 import type { Checkpoint, PendingEvent, QueueOptions, QueuedEvent } from './queue.js';
 import { EventQueue } from './queue.js';
 import { RecentChanges } from './recentChanges.js';
-import type { Snapshot } from './snapshot.js';
-import { takeSnapshot } from './snapshot.js';
+import type { Snapshot, SnapshotOptions, SnapshotRows } from './snapshot.js';
+import { buildSnapshot, readSnapshotRows } from './snapshot.js';
 import type { StoredView } from './view.js';
 import { storeView, subscribedKey, viewKey } from './view.js';
 
@@ -43,6 +43,12 @@ export interface StreamSink {
 export interface QueueStream {
   acknowledge(lastEventId: number): void;
   close(): void;
+}
+
+/** Where a register's rows may come from besides the database: the node's cache. */
+export interface RegisterRowSource {
+  /** The rows as of one log position, or null when they cannot be had that way. */
+  registerRows(userId: number, opts: SnapshotOptions): Promise<SnapshotRows | null>;
 }
 
 const badQueue = (queueId: string, why = `Bad event queue ID: ${queueId}`) =>
@@ -77,6 +83,12 @@ export class QueueService {
     private readonly present: PresentContext,
     private readonly timing: QueueTiming,
     private readonly logger: Logger,
+    private readonly snapshots: {
+      /** Registers read their state from here when it can say (else from the database). */
+      cache?: RegisterRowSource;
+      /** Told where each register's state came from. */
+      onSnapshot?(source: 'cache' | 'database'): void;
+    } = {},
   ) {
     this.checkpoints = new CheckpointWriter(store, logger, 1000, Math.min(30_000, timing.idleTimeoutMs / 4));
   }
@@ -106,11 +118,17 @@ export class QueueService {
     options: QueueOptions,
     fetchEventTypes: readonly string[],
   ): Promise<{ queueId: string; snapshot: Snapshot }> {
-    const snapshot = await takeSnapshot(this.store, this.realmId, userId, this.present, {
+    const opts: SnapshotOptions = {
       fetchEventTypes,
       includeSubscribers: options.includeSubscribers,
       archivedChannels: options.archivedChannels ?? false,
-    });
+    };
+    // The state at one log position: the cache's when it has every row as of its cursor (no
+    // database read at all), else one database snapshot. Either way the queue starts right after it.
+    const cached = (await this.snapshots.cache?.registerRows(userId, opts)) ?? null;
+    const rows = cached ?? (await readSnapshotRows(this.store, this.realmId, userId, opts));
+    this.snapshots.onSnapshot?.(cached ? 'cache' : 'database');
+    const snapshot = buildSnapshot(rows, userId, this.present, opts);
     const queueId = randomUUID();
     const checkpoint: Checkpoint = { seq: snapshot.seq, nextEventId: 0, view: storeView(snapshot.view) };
     const now = Date.now();

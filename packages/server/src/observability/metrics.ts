@@ -37,6 +37,12 @@ export function createMetrics() {
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
       registers: [registry],
     }),
+    registerSnapshots: new Counter({
+      name: 'concord_register_snapshots_total',
+      help: "Registers by where their initial state was read: 'cache' (L1, at the cache consumer's cursor) or 'database'.",
+      labelNames: ['source'],
+      registers: [registry],
+    }),
     loginFailures: new Counter({
       name: 'concord_auth_failures_total',
       help: 'Failed logins and API-key checks.',

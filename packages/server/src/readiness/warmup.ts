@@ -90,7 +90,18 @@ export async function warmCache(
       if (page.length < PAGE * 5) break;
       after = page[page.length - 1]!.id;
     }
-    const streams = await db.selectFrom('streams').select('id').where('realm_id', '=', realmId).execute();
+    const streams = await db
+      .selectFrom('streams')
+      .selectAll()
+      .where('realm_id', '=', realmId)
+      .orderBy('id')
+      .execute();
+    cache.fillL1(
+      cacheKey.streamsOfRealm(realmId),
+      Object.freeze(streams.map((s) => Object.freeze(s))),
+      seq,
+      streams.length * 200,
+    );
     for (const { id } of streams) {
       const list = (byStream.get(id) ?? []).sort((a, b) => a - b);
       cache.fillL1(cacheKey.subscribersOf(id), Object.freeze(list), seq, 8 + list.length * 8);

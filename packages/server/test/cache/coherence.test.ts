@@ -24,7 +24,7 @@ describe.each(backends())('cache coherence on %s', (backend) => {
   afterAll(async () => world?.close());
 
   const read = (node: ReturnType<CacheWorld['node']>, id: number) =>
-    node.cache.get(cacheKey.user(id), () => loadUser(world.store.db, world.realmId, id));
+    node.cache.get(cacheKey.user(id), () => loadUser(world.store, world.realmId, id));
 
   it('a node that finds the log pruned past its cursor flushes L1 and reads again', async () => {
     const node = world.node();

@@ -19,7 +19,7 @@ function pausingReads(world: CacheWorld, node: ReturnType<CacheWorld['node']>) {
     ...world.store,
     readSnapshot: world.store.readSnapshot.bind(world.store),
   };
-  const reads = new CachedReads(store, node.cache, world.realmId);
+  const reads = new CachedReads(store, node.cache, world.realmId, () => 0);
   // Wrap the cache's loader calls: when asked, the next load is held after it read.
   const get = node.cache.get.bind(node.cache);
   node.cache.get = (<T>(key: string, load: () => Promise<{ value: T; seq: number }>) =>

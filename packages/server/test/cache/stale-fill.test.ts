@@ -28,7 +28,7 @@ describe.each(backends())('stale fill on %s', (backend) => {
     const read = gate<UserRow | null>();
     const resume = gate();
     const load = async () => {
-      const loaded = await loadUser(world.store.db, world.realmId, userId);
+      const loaded = await loadUser(world.store, world.realmId, userId);
       read.open(loaded.value);
       await resume.promise;
       return loaded;
@@ -75,7 +75,7 @@ describe.each(backends())('stale fill on %s', (backend) => {
     let loads = 0;
     const fresh = await node.cache.get(key, () => {
       loads++;
-      return loadUser(world.store.db, world.realmId, user.id);
+      return loadUser(world.store, world.realmId, user.id);
     });
     expect(loads).toBe(1);
     expect(fresh?.full_name).toBe('Bea After');
@@ -110,7 +110,7 @@ describe.each(backends())('stale fill on %s', (backend) => {
     let loads = 0;
     const fresh = await b.cache.get(key, () => {
       loads++;
-      return loadUser(world.store.db, world.realmId, user.id);
+      return loadUser(world.store, world.realmId, user.id);
     });
     expect(fresh?.full_name).toBe('Cy After');
     expect(loads).toBe(1);
@@ -121,7 +121,7 @@ describe.each(backends())('stale fill on %s', (backend) => {
     await a.follow();
     const user = await world.addUser('Di Before');
     const key = cacheKey.user(user.id);
-    await a.cache.get(key, () => loadUser(world.store.db, world.realmId, user.id));
+    await a.cache.get(key, () => loadUser(world.store, world.realmId, user.id));
     await a.cache.settled();
     expect((await l2Raw(world.scope, key)).v).toContain('Di Before');
     // Simulate an invalidation that never reached Redis (Redis away at that moment): a fresh node
@@ -130,7 +130,7 @@ describe.each(backends())('stale fill on %s', (backend) => {
     await c.follow();
     const raw = await l2Raw(world.scope, key);
     c.cache.ledger.record(key, Number(raw.s) + 1);
-    const got = await c.cache.get(key, () => loadUser(world.store.db, world.realmId, user.id));
+    const got = await c.cache.get(key, () => loadUser(world.store, world.realmId, user.id));
     expect(got?.full_name).toBe('Di Before');
     expect(await metricValue(c.registry, 'concord_cache_l2_stale_reads_refused_total')).toBe(1);
     expect(await metricValue(c.registry, 'concord_cache_loads_total')).toBe(1);
@@ -153,7 +153,7 @@ describe.each(backends())('stale fill on %s', (backend) => {
     // Requests after the change do not join the flight that read before it.
     const later = node.cache.get(key, () => {
       loads++;
-      return loadUser(world.store.db, world.realmId, user.id);
+      return loadUser(world.store, world.realmId, user.id);
     });
     expect((await later)?.full_name).toBe('Ed After');
     reader.resume();

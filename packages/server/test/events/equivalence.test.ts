@@ -37,7 +37,8 @@ type Step =
   | { kind: 'archive'; actor: number; stream: number }
   | { kind: 'subscribe'; actor: number; stream: number; principals: number[] }
   | { kind: 'unsubscribe'; actor: number; stream: number; principals: number[] }
-  | { kind: 'register'; user: number; archived: boolean };
+  | { kind: 'register'; user: number; archived: boolean }
+  | { kind: 'cacheCatchUp' };
 
 const idx = fc.nat(50);
 const name = fc.constantFrom('alpha', 'beta', 'gamma', 'Delta', 'épsilon', 'zeta');
@@ -116,6 +117,8 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     weight: 2,
     arbitrary: fc.record({ kind: fc.constant('register' as const), user: idx, archived: fc.boolean() }),
   },
+  // The node's cache applies the changes so far (until then it lags, as behind a slow consumer).
+  { weight: 2, arbitrary: fc.constant({ kind: 'cacheCatchUp' as const }) },
 );
 
 interface World {
@@ -251,6 +254,9 @@ async function apply(w: World, s: Step): Promise<void> {
         w.clients.push(await registerClient(core, id, s.archived));
       return;
     }
+    case 'cacheCatchUp':
+      await core.catchUpCache();
+      return;
   }
 }
 
@@ -279,6 +285,9 @@ function assertVisible(client: TestClient, e: ZulipEvent): void {
     ).toBe(true);
   }
 }
+
+/** Where the runs' registers read their state. */
+const sources = { cache: 0, database: 0 };
 
 /** Which archive-related events the runs produced, to show both capabilities were exercised. */
 const seen: Record<string, boolean> = {};
@@ -319,25 +328,37 @@ async function check(w: World, step: number): Promise<void> {
 describe('snapshot + events = fresh snapshot', () => {
   it(`holds for every user over ${RUNS} random command sequences`, async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 25 }), async (steps) => {
-        const core = await openCore();
-        try {
-          const w: World = { core, users: [], streams: [], clients: [], counter: 0 };
-          // Every run starts with an owner, an administrator, a member and a guest, all registered.
-          for (const role of roles) await apply(w, { kind: 'createUser', role });
-          // Two of them with the `archived_channels` capability, two without.
-          for (let i = 0; i < w.users.length; i++)
-            await apply(w, { kind: 'register', user: i, archived: i % 2 === 1 });
-          for (const [i, s] of steps.entries()) {
-            await apply(w, s);
-            await check(w, i);
+      fc.asyncProperty(
+        fc.array(step, { minLength: 1, maxLength: 25 }),
+        fc.boolean(),
+        async (steps, cached) => {
+          // Half the runs register from the node's cache (at its consumer's cursor), half from the
+          // database; fresh registers, the expected state, always read the database.
+          const core = await openCore(undefined, { cache: cached });
+          try {
+            const w: World = { core, users: [], streams: [], clients: [], counter: 0 };
+            // Every run starts with an owner, an administrator, a member and a guest, all registered.
+            for (const role of roles) await apply(w, { kind: 'createUser', role });
+            // Two of them with the `archived_channels` capability, two without.
+            for (let i = 0; i < w.users.length; i++)
+              await apply(w, { kind: 'register', user: i, archived: i % 2 === 1 });
+            for (const [i, s] of steps.entries()) {
+              await apply(w, s);
+              await check(w, i);
+            }
+          } finally {
+            sources.cache += core.snapshotSources.cache;
+            sources.database += core.snapshotSources.database;
+            await core.close();
           }
-        } finally {
-          await core.close();
-        }
-      }),
+        },
+      ),
       { numRuns: RUNS, seed: process.env.CONCORD_SEED ? Number(process.env.CONCORD_SEED) : undefined },
     );
+    // Both sources of register state were exercised, the cache in most cached runs' registers.
+    expect(sources.cache).toBeGreaterThan(0);
+    expect(sources.database).toBeGreaterThan(0);
+    console.log(`registers: ${sources.cache} from the cache, ${sources.database} from the database`);
     // Archiving reached clients of both kinds: an update for those that show archived channels, a
     // delete for the others.
     if (RUNS >= 100)

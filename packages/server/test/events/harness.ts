@@ -1,6 +1,11 @@
 import pino from 'pino';
 import { applyEvent, normalizeState, stateFromRegister } from '@concord/client';
 import type { ClientState, RegisterResponse, ZulipEvent } from '@concord/client';
+import { Registry } from 'prom-client';
+import { createCacheMetrics } from '../../src/cache/cacheMetrics.js';
+import { startCoherence } from '../../src/cache/coherence.js';
+import { CachedReads } from '../../src/cache/reads.js';
+import { TieredCache } from '../../src/cache/tieredCache.js';
 import { LocalDoorbell } from '../../src/changelog/doorbell.js';
 import type { CommandContext } from '../../src/changelog/log.js';
 import { ChangeLog } from '../../src/changelog/log.js';
@@ -20,25 +25,57 @@ export interface Core {
   realmId: number;
   queues: QueueService;
   tail: LogTail;
+  /** Registers on a core opened with `cache: true` read their state from the cache when they can. */
+  snapshotSources: { cache: number; database: number };
+  /** Brings a core's cache up to the log head (a no-op without cache). */
+  catchUpCache(): Promise<void>;
+  /** Queues that always read the database (for {@link freshState}, the ground truth). */
+  reference: QueueService;
   run<T>(fn: (ctx: CommandContext) => Promise<T>): Promise<T | ConcordError>;
   close(): Promise<void>;
 }
 
 const present = { externalUrl: 'http://concord.test', host: 'concord.test' };
 
-/** Opens an in-memory core. `open` may pass another store (PostgreSQL) instead. */
-export async function openCore(store?: Store): Promise<Core> {
+/**
+ * Opens an in-memory core. `open` may pass another store (PostgreSQL) instead. With `cache`, the
+ * core has a node's cache (L1, invalidated from the log by its own consumer, which may lag) and
+ * registers read their state from it.
+ */
+export async function openCore(store?: Store, opts: { cache?: boolean } = {}): Promise<Core> {
   const s = store ?? (await openSqliteStore(':memory:'));
   const log = new ChangeLog(s, new LocalDoorbell());
   const realmId = await ensureRealm(log, 'Test');
-  const queues = new QueueService(
-    s,
-    log,
-    realmId,
-    present,
-    { idleTimeoutMs: 600_000, longpollSeconds: 90 },
-    pino({ level: 'silent' }),
-  );
+  const logger = pino({ level: 'silent' });
+  const timing = { idleTimeoutMs: 600_000, longpollSeconds: 90 };
+  const snapshotSources = { cache: 0, database: 0 };
+  let coherence: ReturnType<typeof startCoherence> | null = null;
+  let reads: CachedReads | undefined;
+  let catchUpCache = async () => {};
+  if (opts.cache) {
+    // The cache follows the log as a peer node's would: it hears of changes committed here only
+    // when the test rings its own doorbell (catchUpCache), so it lags by whole steps.
+    const cacheBell = new LocalDoorbell();
+    const metrics = createCacheMetrics(new Registry());
+    const cache = new TieredCache({ maxBytes: 64 * 1024 * 1024, metrics });
+    const cacheLog = new ChangeLog(s, cacheBell);
+    coherence = startCoherence({
+      log: cacheLog,
+      cache,
+      from: await log.head(),
+      pollMs: 60_000,
+      metrics,
+      logger,
+    });
+    const tail = coherence.tail;
+    reads = new CachedReads(s, cache, realmId, () => tail.cursor);
+    catchUpCache = () => tail.catchUp();
+  }
+  const queues = new QueueService(s, log, realmId, present, timing, logger, {
+    cache: reads,
+    onSnapshot: (source) => (snapshotSources[source] += 1),
+  });
+  const reference = new QueueService(s, log, realmId, present, timing, logger);
   const start = await log.head();
   queues.startAt(start);
   const tail = new LogTail(log, {
@@ -53,6 +90,9 @@ export async function openCore(store?: Store): Promise<Core> {
     log,
     realmId,
     queues,
+    reference,
+    snapshotSources,
+    catchUpCache,
     tail,
     async run(fn) {
       try {
@@ -64,7 +104,9 @@ export async function openCore(store?: Store): Promise<Core> {
     },
     async close() {
       await queues.close();
+      await reference.close();
       await tail.stop();
+      await coherence?.stop();
       await log.doorbell.close();
       await s.close();
     },
@@ -107,12 +149,12 @@ export async function registerClient(
 /** What a fresh register would show this user now. */
 export async function freshState(core: Core, userId: number, archivedChannels = false): Promise<unknown> {
   const { body } = await register(
-    core.queues,
+    core.reference,
     userId,
     { eventTypes: null, fetchEventTypes: null, includeSubscribers: true, archivedChannels },
     90,
   );
-  await core.queues.delete(String(body.queue_id), userId);
+  await core.reference.delete(String(body.queue_id), userId);
   return normalizeState(stateFromRegister(body as unknown as RegisterResponse));
 }
 

@@ -3,6 +3,8 @@ import { createHash } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import {
+  existsSync,
+  mkdirSync,
   readFileSync,
   readdirSync,
   rmSync,
@@ -11,7 +13,7 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { Counter, Registry } from 'prom-client';
@@ -280,6 +282,8 @@ describe('result store', () => {
     await store.start();
     const v = all[2]!;
     const lock = store.lockPath(v.key);
+    // Another test's store may have swept the (empty, idle) lock directory since this one started.
+    mkdirSync(dirname(lock), { recursive: true });
     writeFileSync(lock, '');
     const past = Date.now() / 1000 - 5;
     utimesSync(lock, past, past);
@@ -291,6 +295,32 @@ describe('result store', () => {
     expect(got?.body.equals(fresh.get(v.key)!)).toBe(true);
     await store.settled();
   });
+
+  // Without /dev/shm (macOS, some containers) locks sit beside the results: nothing to leave behind.
+  it.skipIf(!existsSync('/dev/shm'))(
+    'removes lock directories left behind at start, not those in use or used recently',
+    async () => {
+      const store = new ResultStore({ dir: newDir(), maxBytes: 1e9, minFreeBytes: 0 });
+      const root = dirname(dirname(store.lockPath(all[0]!.key)));
+      const dead = spawn(process.execPath, ['-e', '0']);
+      await once(dead, 'exit');
+      const old = Date.now() / 1000 - 3600;
+      const lockDir = (dir: string, owner: number | null, mtime = old) => {
+        mkdirSync(dir, { recursive: true });
+        if (owner !== null) writeFileSync(join(dir, `${'0'.repeat(64)}.lock`), String(owner));
+        utimesSync(dir, mtime, mtime);
+        return dir;
+      };
+      const id = `test-${process.pid}-${Date.now()}`;
+      const left = lockDir(join(root, `${id}-left`), dead.pid!); // its process was killed
+      const legacy = lockDir(join('/dev/shm', `concord-result-locks-${id}`), null); // the old layout
+      const held = lockDir(join(root, `${id}-held`), process.pid); // a live process holds a lock
+      const idle = lockDir(join(root, `${id}-idle`), null, Date.now() / 1000); // used a moment ago
+      await store.start();
+      expect([left, legacy, held, idle].map((d) => existsSync(d))).toEqual([false, false, true, true]);
+      for (const d of [held, idle]) rmSync(d, { recursive: true, force: true });
+    },
+  );
 
   it('sweeps least recently used results to stay under the size limit', async () => {
     const dir = newDir();

@@ -100,6 +100,31 @@ describe('signed transform URLs', () => {
     }
   });
 
+  it('answers 404 for a source no longer stored, though its bytes are in memory and a result of it on disk', async () => {
+    const user = await t.createUser({ email: 'replaced@example.com' });
+    const auth = `Basic ${Buffer.from(`${user.email}:${user.apiKey}`).toString('base64')}`;
+    const upload = async (png: Buffer) => {
+      const form = new FormData();
+      form.append('file', new Blob([png]), 'a.png');
+      const res = await fetch(`${t.url}/api/v1/users/me/avatar`, {
+        method: 'POST',
+        headers: { authorization: auth },
+        body: form,
+      });
+      expect(res.status).toBe(200);
+    };
+    const first = await sharp({ create: { width: 90, height: 90, channels: 3, background: '#a02060' } })
+      .png()
+      .toBuffer();
+    await upload(first);
+    const old = { ...ops, source: createHash('sha256').update(first).digest('hex') };
+    // Transformed once: its bytes are now in the server's memory and this result on disk.
+    expect((await get(signedPath(NEW_KEY, old))).status).toBe(200);
+    await upload(await sharp(first).negate().png().toBuffer()); // replaces (deletes) the first
+    expect((await get(signedPath(NEW_KEY, old))).status).toBe(404);
+    expect((await get(signedPath(NEW_KEY, { ...old, width: 32 }))).status).toBe(404);
+  });
+
   it('refuses every URL when no keys are configured', async () => {
     const bare = await startTestServer('sqlite');
     try {

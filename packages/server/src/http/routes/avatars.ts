@@ -6,6 +6,7 @@ import { getUser } from '../../domain/users/userQueries.js';
 import { fail } from '../../errors.js';
 import { renderAvatar } from '../../images/avatarImage.js';
 import { ResultStore, resultKey } from '../../images/resultStore.js';
+import { Sources } from '../../images/sources.js';
 import { refusedOverLimit } from '../../images/transform.js';
 import { avatarSizes, defaultAvatarSize, defaultAvatarSvg } from '../../images/defaultAvatar.js';
 import type { AppContext } from '../context.js';
@@ -52,7 +53,8 @@ export function avatarRoutes(http: FastifyInstance, app: AppContext): void {
     clearInterval(sweeper);
     await results.close();
   });
-  imageRoutes(http, app, results);
+  const sources = new Sources(() => app.store.db);
+  imageRoutes(http, app, results, sources);
   const current = (user: { id: number; avatar_version: number }, s: number) => {
     const url = avatarUrl(app.present, user);
     return s === defaultAvatarSize ? url : `${url}?s=${s}`;
@@ -79,19 +81,20 @@ export function avatarRoutes(http: FastifyInstance, app: AppContext): void {
       if (uploaded) {
         // Checked at upload; each size is rendered once and kept, verified, in the result store.
         const key = resultKey(uploaded.sha256, `avatar/square/${s}/png`, ENCODER);
-        const { body } = await results.get(key, async () => {
-          const source = await app.store.db
-            .selectFrom('avatars')
-            .select('content')
-            .where('sha256', '=', uploaded.sha256)
-            .executeTakeFirst();
+        let content: Promise<Buffer | undefined> | undefined;
+        const readSource = () => (content ??= sources.read(uploaded.sha256));
+        const produce = async () => {
+          const source = await readSource();
           if (!source) throw fail.noSuchUser(`avatar of user_id '${user.id}'`);
           app.metrics.imageTransforms.inc();
           const max = app.config.imageMaxPixels;
-          return renderAvatar(Buffer.from(source.content), s, max).catch((err: unknown) => {
+          return renderAvatar(source, s, max).catch((err: unknown) => {
             throw refusedOverLimit(err, max);
           });
-        });
+        };
+        // As in images.ts: the source is read while the result store takes its lock.
+        const prefetch = () => void readSource().catch(() => undefined);
+        const { body } = await results.get(key, produce, prefetch);
         return reply.type('image/png').header('x-content-type-options', 'nosniff').send(body);
       }
       return reply

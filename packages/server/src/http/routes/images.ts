@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { ConcordError, fail } from '../../errors.js';
 import type { ResultStore } from '../../images/resultStore.js';
 import { resultKey } from '../../images/resultStore.js';
+import type { Sources } from '../../images/sources.js';
 import { refusedOverLimit, transform, transformEncoder } from '../../images/transform.js';
 import { parseOps, verify } from '../../images/transformUrl.js';
 import type { AppContext } from '../context.js';
@@ -12,7 +13,12 @@ const IMMUTABLE = 'public, max-age=31536000, immutable';
  * Signed transform URLs (see images/transformUrl.ts). Without configured keys every URL is refused.
  * A bad or missing signature is 403 before anything else is looked at.
  */
-export function imageRoutes(http: FastifyInstance, app: AppContext, results: ResultStore): void {
+export function imageRoutes(
+  http: FastifyInstance,
+  app: AppContext,
+  results: ResultStore,
+  sources: Sources,
+): void {
   const keys = (app.config.imageKeys ?? '')
     .split(',')
     .map((k) => k.trim())
@@ -24,38 +30,33 @@ export function imageRoutes(http: FastifyInstance, app: AppContext, results: Res
     const ops = parseOps(canonical);
     if (typeof ops === 'string') throw fail.invalid('image URL', ops);
     const key = resultKey(ops.source, canonical, transformEncoder);
-    // Only whether the source exists: its bytes (up to CONCORD_AVATAR_MAX_BYTES) are read only when
-    // the result must be computed. Reading a 0.5 MB source costs ~0.45 ms of SQLite per request
-    // against ~6 µs for this lookup (measured), as much as all the rest of serving a cached result.
-    // A request joining one already in flight for this key skips it (that one looked it up
-    // milliseconds ago): in a burst of 100 cold requests, 99 lookups fewer.
-    if (!results.inFlight(key)) {
-      const exists = await app.store.db
-        .selectFrom('avatars')
-        .select('sha256')
-        .where('sha256', '=', ops.source)
-        .executeTakeFirst();
-      if (!exists) throw new ConcordError('NOT_FOUND', 'No such stored image');
-    }
-    let content: Promise<{ content: Uint8Array } | undefined> | undefined;
-    const readSource = () =>
-      (content ??= app.store.db
-        .selectFrom('avatars')
-        .select('content')
-        .where('sha256', '=', ops.source)
-        .executeTakeFirst());
+    let content: Promise<Buffer | undefined> | undefined;
+    const readSource = () => (content ??= sources.read(ops.source));
     const produce = async () => {
-      const source = await readSource();
+      // A source in memory is transformed in this very tick (no await before sharp is called).
+      const source = sources.recent(ops.source) ?? (await readSource());
       if (!source) throw new ConcordError('NOT_FOUND', 'No such stored image');
       app.metrics.imageTransforms.inc();
       const max = app.config.imageMaxPixels;
-      return transform(Buffer.from(source.content), ops, max).catch((err: unknown) => {
+      return transform(source, ops, max).catch((err: unknown) => {
         throw refusedOverLimit(err, max);
       });
     };
-    // The source is read while the result store takes its lock (saves ~1 ms of a cold request).
+    // A source not in memory is read from the database while the result store takes its lock.
     const prefetch = () => void readSource().catch(() => undefined);
-    const { body, etag } = await results.get(key, produce, prefetch);
+    const joined = results.inFlight(key);
+    const result = results.get(key, produce, prefetch);
+    // When the lookup below answers first (404, a database error), the result's outcome is unused.
+    result.catch(() => undefined);
+    // Whether the source is still stored is asked of the database on every request (a deleted
+    // source is 404, even with its results on disk or its bytes in memory), after the get above
+    // has started: on a cold request with the source in memory the transform then runs meanwhile.
+    // A request joining one still computing this key skips it (that one looked it up milliseconds
+    // ago): in a burst of 100 cold requests, 99 lookups fewer. Once that one is answered, requests
+    // look it up again, though the result is still answered from memory while it is written.
+    if (!joined && !(await sources.exists(ops.source)))
+      throw new ConcordError('NOT_FOUND', 'No such stored image');
+    const { body, etag } = await result;
     reply.header('cache-control', IMMUTABLE).header('etag', etag);
     if (req.headers['if-none-match'] === etag) return reply.code(304).send();
     return reply.type(`image/${ops.format}`).header('x-content-type-options', 'nosniff').send(body);

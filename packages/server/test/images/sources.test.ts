@@ -1,0 +1,54 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Sources } from '../../src/images/sources.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
+import type { Store } from '../../src/store/store.js';
+import { freshDir } from '../support/backends.js';
+
+/** Stored sources of transforms, the recently read ones in memory (images/sources.ts). */
+describe('sources', () => {
+  let store: Store;
+  const dir = freshDir('concord-sources-');
+  const bytes = (n: number, fill: number) => Buffer.alloc(n, fill);
+  const sha = (i: number) => String(i).repeat(64).slice(0, 64);
+  const insert = (i: number, content: Buffer) =>
+    store.db
+      .insertInto('avatars')
+      .values({ user_id: i, content, format: 'png', sha256: sha(i), uploaded_at: 0 })
+      .execute();
+  const remove = (i: number) => store.db.deleteFrom('avatars').where('sha256', '=', sha(i)).execute();
+
+  beforeAll(async () => {
+    store = await openSqliteStore(`${dir.dir}/concord.db`);
+  });
+  afterAll(async () => {
+    await store?.close();
+    dir.remove();
+  });
+
+  it('keeps what it read in memory, but asks the database whether a source is still stored', async () => {
+    const sources = new Sources(() => store.db, 1000);
+    await insert(1, bytes(400, 1));
+    expect(sources.recent(sha(1))).toBeUndefined();
+    expect((await sources.read(sha(1)))?.equals(bytes(400, 1))).toBe(true);
+    await remove(1);
+    expect(sources.recent(sha(1))?.equals(bytes(400, 1))).toBe(true); // from memory
+    expect(await sources.exists(sha(1))).toBe(false);
+    expect(await sources.read(sha(9))).toBeUndefined(); // never stored
+  });
+
+  it('holds at most its byte budget, least recently used out first', async () => {
+    const sources = new Sources(() => store.db, 1000);
+    for (const i of [2, 3, 4]) await insert(i, bytes(400, i));
+    await sources.read(sha(2));
+    await sources.read(sha(3));
+    sources.recent(sha(2)); // 3 is now the least recently used
+    await sources.read(sha(4)); // 1200 bytes > 1000: 3 goes
+    expect(sources.recent(sha(3))).toBeUndefined();
+    expect(sources.recent(sha(2))?.equals(bytes(400, 2))).toBe(true);
+    expect(sources.recent(sha(4))?.equals(bytes(400, 4))).toBe(true);
+    // A source larger than the whole budget is read but not kept.
+    await insert(5, bytes(1001, 5));
+    expect((await sources.read(sha(5)))?.length).toBe(1001);
+    expect(sources.recent(sha(5))).toBeUndefined();
+  });
+});

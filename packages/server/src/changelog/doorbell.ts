@@ -12,6 +12,11 @@ import type { Logger } from 'pino';
 export interface Doorbell {
   /** Called inside the writing transaction; rings other processes once it commits. */
   announce(trx: Kysely<unknown>, seq: number): Promise<void>;
+  /**
+   * The PostgreSQL NOTIFY channel {@link announce} notifies, with the new head as payload, if that
+   * is how it rings: a writer may then send the `pg_notify` in its own statement instead.
+   */
+  readonly notifyChannel?: string;
   /** Called after commit; rings this process at once. */
   ring(seq: number): void;
   /** `seq` is the new head, or `null` when it is unknown (after a reconnect): read to find out. */
@@ -87,6 +92,10 @@ export class PostgresDoorbell extends LocalDoorbell {
 
   override async announce(trx: Kysely<unknown>, seq: number): Promise<void> {
     await sql`SELECT pg_notify(${this.channel}, ${String(seq)})`.execute(trx);
+  }
+
+  get notifyChannel(): string | undefined {
+    return this.channel;
   }
 
   override async close(): Promise<void> {

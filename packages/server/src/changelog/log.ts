@@ -88,6 +88,13 @@ export class ChangeLog {
     pending: ChangeInput[],
   ): Promise<number | null> {
     if (pending.length === 0) return null;
+    const rows = pending.map((c) => ({
+      kind: c.kind,
+      payload: JSON.stringify(c.payload),
+      cache_keys: JSON.stringify(c.cacheKeys),
+      audience: JSON.stringify(c.audience),
+    }));
+    if (this.store.caps.writeCtes) return this.appendInOneStatement(trx, realmId, now, rows);
     const { last } = await trx
       .updateTable('changelog_head')
       .set({ seq: sql`seq + ${pending.length}` })
@@ -97,20 +104,39 @@ export class ChangeLog {
     const first = last - pending.length + 1;
     await trx
       .insertInto('changes')
-      .values(
-        pending.map((c, i) => ({
-          seq: first + i,
-          realm_id: realmId,
-          kind: c.kind,
-          payload: JSON.stringify(c.payload),
-          cache_keys: JSON.stringify(c.cacheKeys),
-          audience: JSON.stringify(c.audience),
-          created_at: now,
-        })),
-      )
+      .values(rows.map((r, i) => ({ ...r, seq: first + i, realm_id: realmId, created_at: now })))
       .execute();
     await this.doorbell.announce(trx as Kysely<unknown>, last);
     return last;
+  }
+
+  /**
+   * The head's move, the entries and the doorbell's NOTIFY as one statement: one round trip where
+   * the three statements took three, on every command (it is most of a small command's cost).
+   */
+  private async appendInOneStatement(
+    trx: Kysely<Database>,
+    realmId: number,
+    now: number,
+    rows: { kind: string; payload: string; cache_keys: string; audience: string }[],
+  ): Promise<number> {
+    const n = rows.length;
+    const channel = this.doorbell.notifyChannel;
+    const notify = channel === undefined ? sql`` : sql`, pg_notify(${channel}, head.seq::text)`;
+    const result = await sql<{ last: number }>`
+      WITH head AS (
+        UPDATE changelog_head SET seq = seq + ${n}::bigint WHERE id = 1 RETURNING seq
+      ), appended AS (
+        INSERT INTO changes (seq, realm_id, kind, payload, cache_keys, audience, created_at)
+        SELECT head.seq - ${n}::bigint + e.ord, ${realmId}::integer, e.kind, e.payload, e.cache_keys, e.audience, ${now}::bigint
+        FROM head, unnest(
+          ${rows.map((r) => r.kind)}::text[], ${rows.map((r) => r.payload)}::text[],
+          ${rows.map((r) => r.cache_keys)}::text[], ${rows.map((r) => r.audience)}::text[]
+        ) WITH ORDINALITY AS e(kind, payload, cache_keys, audience, ord)
+      )
+      SELECT head.seq AS last${notify} FROM head`.execute(trx);
+    if (channel === undefined) await this.doorbell.announce(trx as Kysely<unknown>, result.rows[0]!.last);
+    return Number(result.rows[0]!.last);
   }
 
   /** The seq of the newest committed change (0 for an empty log). */

@@ -47,16 +47,32 @@ export async function openPostgresStore(url: string, poolSize = 10): Promise<Sto
 
   return {
     dialect: 'postgres',
-    caps: { notify: true, skipLocked: true, multiNode: true },
+    caps: { notify: true, skipLocked: true, multiNode: true, writeCtes: true },
     db,
     scope,
     writeTransaction: (fn) =>
-      db.transaction().execute(async (trx) => {
+      db.connection().execute(async (conn) => {
         // The write lock: a row lock on the change-log head, held to commit. A transaction that
         // takes the next seq therefore cannot commit before one that took an earlier seq, so a
-        // reader tailing `seq > cursor` never sees a later entry before an earlier one.
-        await sql`SELECT seq FROM changelog_head WHERE id = 1 FOR UPDATE`.execute(trx);
-        return fn(trx);
+        // reader tailing `seq > cursor` never sees a later entry before an earlier one. BEGIN and
+        // the lock go in one round trip (a query without parameters may hold several statements),
+        // which is why this manages the transaction itself rather than through db.transaction().
+        let result;
+        try {
+          await sql.raw('BEGIN; SELECT seq FROM changelog_head WHERE id = 1 FOR UPDATE').execute(conn);
+          result = await fn(conn);
+        } catch (err) {
+          // Also when the lock failed after BEGIN: the connection must not go back to the pool
+          // inside an aborted transaction. A broken connection cannot roll back; the server
+          // discards its transaction anyway.
+          await sql
+            .raw('ROLLBACK')
+            .execute(conn)
+            .catch(() => {});
+          throw err;
+        }
+        await sql.raw('COMMIT').execute(conn);
+        return result;
       }),
     readSnapshot: (fn) =>
       db

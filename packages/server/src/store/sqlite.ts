@@ -24,7 +24,7 @@ export async function openSqliteStore(file: string): Promise<Store> {
 
   return {
     dialect: 'sqlite',
-    caps: { notify: false, skipLocked: false, multiNode: false },
+    caps: { notify: false, skipLocked: false, multiNode: false, writeCtes: false },
     db,
     scope: file,
     // Kysely's SQLite driver serialises all statements on its single connection, so holding the

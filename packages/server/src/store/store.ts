@@ -12,6 +12,11 @@ export interface StoreCapabilities {
   readonly skipLocked: boolean;
   /** Several processes may write concurrently (otherwise one process owns the file). */
   readonly multiNode: boolean;
+  /**
+   * Data-modifying common table expressions and `unnest` of parallel arrays: several writes (and
+   * a NOTIFY) in one statement, one round trip.
+   */
+  readonly writeCtes: boolean;
 }
 
 /**

@@ -14,13 +14,30 @@ import { appendCommand, until, within } from '../store/fixture.js';
 
 const quiet = pino({ level: 'silent' });
 
-/** A doorbell whose transaction fails right after it sent its NOTIFY, so the NOTIFY is rolled back. */
+/**
+ * A doorbell whose transaction fails right after it sent its NOTIFY, so the NOTIFY is rolled back.
+ * It names no channel, so the log calls announce() rather than notifying in its append statement.
+ */
 class AbortAfterAnnounce extends PostgresDoorbell {
   override async announce(trx: Kysely<unknown>, seq: number): Promise<void> {
     await super.announce(trx, seq);
     throw new Error('aborted after announcing');
   }
+
+  override get notifyChannel(): undefined {
+    return undefined;
+  }
 }
+
+/** `store`, but every write transaction fails after its work (the log's append included) is done. */
+const abortingAfterWork = (store: Store): Store => ({
+  ...store,
+  writeTransaction: (fn) =>
+    store.writeTransaction(async (trx) => {
+      await fn(trx);
+      throw new Error('aborted after the append');
+    }),
+});
 
 /** `url` with an application_name, so that one node's LISTEN connection can be found (and killed). */
 function named(url: string, name: string): string {
@@ -102,6 +119,11 @@ describe.skipIf(!process.env.CONCORD_TEST_PG)('PostgresDoorbell', () => {
     // Through the change log: three changes appended and announced (head 3), then rolled back.
     const aborting = new ChangeLog(a.store, new AbortAfterAnnounce(schema.url, channel, quiet));
     await expect(appendCommand(aborting, 'doomed', 3)).rejects.toThrow('aborted after announcing');
+    // The same with the NOTIFY sent by the append statement itself (how PostgreSQL stores append).
+    const bell = new PostgresDoorbell(schema.url, channel, quiet);
+    expect(bell.notifyChannel).toBe(channel);
+    const inStatement = new ChangeLog(abortingAfterWork(a.store), bell);
+    await expect(appendCommand(inStatement, 'doomed too', 2)).rejects.toThrow('aborted after the append');
     // And by hand.
     await expect(
       a.store.writeTransaction(async (trx) => {

@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { once } from 'node:events';
-import { readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -51,6 +51,18 @@ export async function sourcePhoto(): Promise<Buffer> {
     .toBuffer();
 }
 
+/**
+ * Another photo like `photo`: its brightness moved by `variant` thousandths (other bytes, about the
+ * same size and the same work to transform). Made by sharp, so without the 5.8 MB of raw pixels
+ * {@link sourcePhoto} builds in JavaScript, whose garbage would be collected during measurements.
+ */
+export function photoVariant(photo: Buffer, variant: number): Promise<Buffer> {
+  return sharp(photo)
+    .modulate({ brightness: 1 + variant / 1000 })
+    .jpeg({ quality: 85 })
+    .toBuffer();
+}
+
 /** The bare sharp pipeline for `ops`: what images/transform.ts does, with nothing around it. */
 export function bareTransform(source: Buffer, o: TransformOps): Promise<Buffer> {
   const img = sharp(source, { limitInputPixels: 25_000_000, failOn: 'truncated' })
@@ -67,8 +79,10 @@ export interface ImageServer {
   dataDir: string;
   source: Buffer;
   sha256: string;
-  /** The signed path of a transform of the source. */
-  path(ops: Omit<TransformOps, 'source'>): string;
+  /** The signed path of a transform of the source (or of another uploaded source, by SHA-256). */
+  path(ops: Omit<TransformOps, 'source'>, source?: string): string;
+  /** Uploads `photo` as the avatar of a new user (so as a stored source too); its SHA-256. */
+  addSource(photo: Buffer): Promise<string>;
   /**
    * Empties the result store (the server then computes every variant anew), first waiting until
    * results still being written (after their response) are on disk.
@@ -82,6 +96,18 @@ export interface ImageServer {
 /** A Concord process (embedded SQLite) with signing keys and `source` uploaded as the owner's avatar. */
 export async function startImageServer(source: Buffer): Promise<ImageServer> {
   const concord = await startConcord({ CONCORD_IMAGE_KEYS: KEY });
+  let authorization = '';
+  const upload = async (user: string, photo: Buffer) => {
+    const form = new FormData();
+    form.append('file', new Blob([photo]), 'photo.jpg');
+    const res = await fetch(`${concord.url}/api/v1/users/${user}/avatar`, {
+      method: 'POST',
+      headers: { authorization },
+      body: form,
+    });
+    if (res.status !== 200) throw new Error(`upload failed: ${res.status} ${await res.text()}`);
+  };
+  let users = 0;
   try {
     const { stdout } = await promisify(execFile)(
       process.execPath,
@@ -100,32 +126,45 @@ export async function startImageServer(source: Buffer): Promise<ImageServer> {
       { env: concord.env },
     );
     const owner = JSON.parse(stdout.trim()) as { api_key: string };
-    const form = new FormData();
-    form.append('file', new Blob([source]), 'photo.jpg');
-    const res = await fetch(`${concord.url}/api/v1/users/me/avatar`, {
-      method: 'POST',
-      headers: {
-        authorization: `Basic ${Buffer.from(`owner@example.com:${owner.api_key}`).toString('base64')}`,
-      },
-      body: form,
-    });
-    if (res.status !== 200) throw new Error(`upload failed: ${res.status} ${await res.text()}`);
+    authorization = `Basic ${Buffer.from(`owner@example.com:${owner.api_key}`).toString('base64')}`;
+    await upload('me', source);
   } catch (err) {
     await concord.stop();
     throw err;
   }
   const sha256 = createHash('sha256').update(source).digest('hex');
   const results = join(concord.dataDir, 'results');
+  const locks = defaultLockDir(results);
+  // A result is written after its response, under its lock: settled once no temporary file and no
+  // lock is left (a request arriving before would be answered from the write's in-flight entry).
+  const names = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
+  const busy = () =>
+    names(results).some((f) => f.endsWith('.tmp')) || names(locks).some((f) => f.endsWith('.lock'));
   const settle = async () => {
-    while (readdirSync(results).some((f) => f.endsWith('.lock') || f.endsWith('.tmp')))
-      await new Promise((r) => setTimeout(r, 2));
+    while (busy()) await new Promise((r) => setTimeout(r, 2));
   };
   return {
     url: concord.url,
     dataDir: concord.dataDir,
     source,
     sha256,
-    path: (ops) => signedPath(KEY, { ...ops, source: sha256 }),
+    path: (ops, other) => signedPath(KEY, { ...ops, source: other ?? sha256 }),
+    async addSource(photo) {
+      users += 1;
+      const body = new URLSearchParams({
+        email: `source${users}@example.com`,
+        password: `source-password-${users}`,
+        full_name: `Source ${users}`,
+      });
+      const res = await fetch(`${concord.url}/api/v1/users`, {
+        method: 'POST',
+        headers: { authorization },
+        body,
+      });
+      if (res.status !== 200) throw new Error(`create user failed: ${res.status} ${await res.text()}`);
+      await upload(String(((await res.json()) as { user_id: number }).user_id), photo);
+      return createHash('sha256').update(photo).digest('hex');
+    },
     settle,
     async clearResults() {
       await settle();
@@ -160,12 +199,17 @@ export function closeConnections(): void {
   keepAlive.destroy();
 }
 
-/** CPU seconds a Concord process has used (all threads), from its own /metrics. */
-export async function serverCpuSeconds(url: string): Promise<number> {
+/** The value of an unlabelled metric of a Concord process, from its own /metrics. */
+export async function serverMetric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const m = /^concord_process_process_cpu_seconds_total ([\d.e+-]+)$/m.exec(text);
-  if (!m) throw new Error('no process_cpu_seconds_total in /metrics');
+  const m = new RegExp(`^${name} ([\\d.e+-]+)$`, 'm').exec(text);
+  if (!m) throw new Error(`no ${name} in /metrics`);
   return Number(m[1]);
+}
+
+/** CPU seconds a Concord process has used (all threads), from its own /metrics. */
+export function serverCpuSeconds(url: string): Promise<number> {
+  return serverMetric(url, 'concord_process_process_cpu_seconds_total');
 }
 
 /** A child of this file that answers one stdout line per stdin line. */
@@ -219,8 +263,8 @@ async function childMain(mode: string, args: string[]): Promise<void> {
     console.log(`static server at ${await app.listen({ host: '127.0.0.1', port: 0 })}`);
   } else if (mode === 'sharp') {
     const { readFileSync } = await import('node:fs');
-    const source = readFileSync(args[0]!);
-    await bareTransform(source, {
+    const sources = new Map<string, Buffer>([['', readFileSync(args[0]!)]]);
+    await bareTransform(sources.get('')!, {
       fit: 'fill',
       width: 64,
       height: 64,
@@ -230,9 +274,19 @@ async function childMain(mode: string, args: string[]): Promise<void> {
     });
     console.log('ready');
     for await (const line of input) {
-      const ops = JSON.parse(line) as TransformOps;
-      // A fresh copy, as Concord's is (read from the database): libvips may not reuse a decode.
-      const input = Buffer.from(source);
+      if (line === 'settings') {
+        // sharp's process-wide settings, which decide how much of the machine one transform uses.
+        console.log(JSON.stringify({ concurrency: sharp.concurrency(), cache: sharp.cache() }));
+        continue;
+      }
+      // `file`: another source (read once, before its first timing), else the one given at start.
+      const { file = '', ...ops } = JSON.parse(line) as TransformOps & { file?: string };
+      if (!sources.has(file)) sources.set(file, readFileSync(file));
+      // The same buffer every time, as Concord transforms a source it keeps in memory (a source it
+      // reads from the database is a buffer it has not transformed before, as a new file is here).
+      // libvips' operation cache cannot reuse a decode either way: each call wraps the input in a
+      // new blob, and the cache compares blobs by identity.
+      const input = sources.get(file)!;
       const cpu = process.cpuUsage();
       const start = performance.now();
       const out = await bareTransform(input, ops);

@@ -1,6 +1,8 @@
 import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
 import { cacheKey } from '../changelog/change.js';
+import { streamsOfRealm } from '../domain/streams/streamQueries.js';
+import { usersOfRealm } from '../domain/users/userRecord.js';
 import type { SnapshotOptions, SnapshotRows } from '../events/snapshot.js';
 import { needsMembers, needsUsers } from '../events/snapshot.js';
 import type { Database, StreamRow, SubscriptionRow, UserRow } from '../store/schema.js';
@@ -33,12 +35,7 @@ export class CachedReads {
   streams(): Promise<readonly StreamRow[]> {
     return this.cache.get(cacheKey.streamsOfRealm(this.realmId), () =>
       inSnapshot(this.store, async (db) => {
-        const rows = await db
-          .selectFrom('streams')
-          .selectAll()
-          .where('realm_id', '=', this.realmId)
-          .orderBy('id')
-          .execute();
+        const rows = await streamsOfRealm(db, this.realmId);
         return Object.freeze(rows.map((r) => Object.freeze(r)));
       }),
     );
@@ -111,12 +108,7 @@ export class CachedReads {
   users(): Promise<readonly UserRow[]> {
     return this.cache.get(cacheKey.usersOfRealm(this.realmId), () =>
       inSnapshot(this.store, async (db) => {
-        const rows = await db
-          .selectFrom('users')
-          .selectAll()
-          .where('realm_id', '=', this.realmId)
-          .orderBy('id')
-          .execute();
+        const rows = await usersOfRealm(db, this.realmId);
         return Object.freeze(rows.map((r) => Object.freeze(r)));
       }),
     );

@@ -1,5 +1,7 @@
 import type { Kysely } from 'kysely';
+import { streamsOfRealm } from '../domain/streams/streamQueries.js';
 import { canAccessStream } from '../domain/streams/streamRecord.js';
+import { usersOfRealm } from '../domain/users/userRecord.js';
 import type { PresentContext } from '../http/presenters/user.js';
 import { presentUser } from '../http/presenters/user.js';
 import { presentStream, presentSubscription } from '../http/presenters/stream.js';
@@ -68,15 +70,8 @@ export function readSnapshotRows(
       .executeTakeFirstOrThrow();
     const me = await db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
     const mySubs = await db.selectFrom('subscriptions').selectAll().where('user_id', '=', userId).execute();
-    const streams = await db
-      .selectFrom('streams')
-      .selectAll()
-      .where('realm_id', '=', realmId)
-      .orderBy('id')
-      .execute();
-    const users = needsUsers(opts)
-      ? await db.selectFrom('users').selectAll().where('realm_id', '=', realmId).orderBy('id').execute()
-      : null;
+    const streams = await streamsOfRealm(db, realmId);
+    const users = needsUsers(opts) ? await usersOfRealm(db, realmId) : null;
     const members = needsMembers(opts) ? await activeSubscribers(db, realmId) : null;
     return { seq: head.seq, me, mySubs, streams, users, members };
   });

@@ -1,5 +1,6 @@
-import { cacheKey } from '../changelog/change.js';
 import type { TieredCache } from '../cache/tieredCache.js';
+import { cacheKey } from '../changelog/change.js';
+import { streamsOfRealm } from '../domain/streams/streamQueries.js';
 import type { Store } from '../store/store.js';
 import type { Readiness } from './readiness.js';
 
@@ -90,12 +91,7 @@ export async function warmCache(
       if (page.length < PAGE * 5) break;
       after = page[page.length - 1]!.id;
     }
-    const streams = await db
-      .selectFrom('streams')
-      .selectAll()
-      .where('realm_id', '=', realmId)
-      .orderBy('id')
-      .execute();
+    const streams = await streamsOfRealm(db, realmId);
     cache.fillL1(
       cacheKey.streamsOfRealm(realmId),
       Object.freeze(streams.map((s) => Object.freeze(s))),

@@ -19,6 +19,11 @@ export interface StreamFilter {
   includeDefault?: boolean;
 }
 
+/** Every channel of a realm, archived ones included, by id. */
+export function streamsOfRealm(db: Kysely<Database>, realmId: number): Promise<StreamRow[]> {
+  return db.selectFrom('streams').selectAll().where('realm_id', '=', realmId).orderBy('id').execute();
+}
+
 /**
  * The channels `actor` may see, filtered as requested: public ones (not for guests), the ones the
  * actor is subscribed to, and with `includeAllActive` (administrators) every private one.
@@ -28,12 +33,7 @@ export async function listStreams(
   actor: Actor,
   filter: StreamFilter,
 ): Promise<StreamView[]> {
-  const rows = await db
-    .selectFrom('streams')
-    .selectAll()
-    .where('realm_id', '=', actor.realm_id)
-    .orderBy('id')
-    .execute();
+  const rows = await streamsOfRealm(db, actor.realm_id);
   const counts = await subscriberCounts(db, actor.realm_id);
   const mine = new Set(
     (await db.selectFrom('subscriptions').select('stream_id').where('user_id', '=', actor.id).execute()).map(

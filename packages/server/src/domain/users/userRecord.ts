@@ -16,6 +16,11 @@ export async function loadUser(db: Kysely<Database>, realmId: number, userId: nu
 }
 
 /** The user's state as the change log records it. */
+/** Every user of a realm, deactivated ones included, by id. */
+export function usersOfRealm(db: Kysely<Database>, realmId: number): Promise<UserRow[]> {
+  return db.selectFrom('users').selectAll().where('realm_id', '=', realmId).orderBy('id').execute();
+}
+
 export function userSnapshot(u: UserRow): UserSnapshot {
   return {
     id: u.id,

@@ -66,6 +66,7 @@ export const configSchema = z
       .min(0.1)
       .max(7 * 86400)
       .default(3600),
+    jobRetentionSeconds: int(60, 10 * 365 * 86400).default(7 * 86400),
     webDir: z
       .string()
       .min(1)
@@ -233,6 +234,11 @@ export const configSources: Record<keyof z.infer<typeof configSchema>, FieldSour
     env: 'CONCORD_JOB_DEADLINE_SECONDS',
     flag: '--job-deadline-seconds',
     doc: 'Hard bound on one job attempt; past it the attempt is aborted and loses its lease.',
+  },
+  jobRetentionSeconds: {
+    env: 'CONCORD_JOB_RETENTION_SECONDS',
+    flag: '--job-retention-seconds',
+    doc: 'Finished jobs (and their runs) older than this are deleted; the last one of each directory source is kept.',
   },
   webDir: {
     env: 'CONCORD_WEB_DIR',

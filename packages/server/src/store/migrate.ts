@@ -8,6 +8,7 @@ import * as jobs from './migrations/004-jobs.js';
 import * as directory from './migrations/005-directory.js';
 import * as nodes from './migrations/006-nodes.js';
 import * as jobClaimIndexes from './migrations/007-job-claim-indexes.js';
+import * as jobRetentionIndexes from './migrations/008-job-retention-indexes.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -19,6 +20,7 @@ const migrations: Record<string, DialectMigration> = {
   '005-directory': directory,
   '006-nodes': nodes,
   '007-job-claim-indexes': jobClaimIndexes,
+  '008-job-retention-indexes': jobRetentionIndexes,
 };
 
 /** The names of every migration, in the order they run. */

@@ -21,7 +21,24 @@ export interface RunnerOptions {
   pollMs: number;
   /** The clock every lease decision uses (tests drive their own). */
   clock: () => number;
+  /**
+   * Finished jobs older than this are deleted with their runs (the newest finished job of each
+   * singleton key is kept); default 7 days.
+   */
+  retentionMs?: number;
+  /** How often the retention sweep runs; default a minute. */
+  retentionSweepMs?: number;
+  /** Jobs deleted per transaction of the sweep; default 500. */
+  retentionBatch?: number;
 }
+
+/** The retention defaults a runner built without {@link runnerOptions} gets. */
+export const retentionDefaults = {
+  retentionMs: 7 * 86_400_000,
+  retentionSweepMs: 60_000,
+  // A batch of 500 jobs and their runs: see test/jobs/retention.contract.test.ts for its time.
+  retentionBatch: 500,
+} as const satisfies Partial<RunnerOptions>;
 
 /** The job keys of the config, in seconds as operators write them. */
 export interface JobConfig {
@@ -31,6 +48,8 @@ export interface JobConfig {
   jobConcurrency: number;
   jobMaxAttempts: number;
   jobDeadlineSeconds: number;
+  /** Default 7 days (see {@link retentionDefaults}). */
+  jobRetentionSeconds?: number;
 }
 
 /**
@@ -52,6 +71,10 @@ export function runnerOptions(config: JobConfig, overrides: Partial<RunnerOption
     unclaimedAfterMs: Math.max(60_000, 4 * (leaseMs + reaperMs)),
     pollMs: Math.min(1000, reaperMs),
     clock: Date.now,
+    ...retentionDefaults,
+    ...(config.jobRetentionSeconds === undefined
+      ? {}
+      : { retentionMs: Math.round(config.jobRetentionSeconds * 1000) }),
     ...overrides,
   };
 }

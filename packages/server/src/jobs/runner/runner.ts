@@ -10,8 +10,11 @@ import { claimJobs, nextDue, settleDialect } from './claim.js';
 import type { Enqueued, JobSpec } from './enqueue.js';
 import { enqueueJob } from './enqueue.js';
 import type { RunnerOptions } from './options.js';
+import { retentionDefaults } from './options.js';
 import type { JobCensus, Rescue } from './reaper.js';
 import { census, reapExpired } from './reaper.js';
+import type { Sweep } from './retention.js';
+import { sweepFinishedJobs } from './retention.js';
 import type { JobRunStatus, JobStatus } from './status.js';
 import { readJobRuns, readJobStatus } from './status.js';
 import type { AttemptEnd, EndResult, SettleDialect } from './settle.js';
@@ -50,6 +53,7 @@ export class JobRunner {
   private pumping: Promise<void> | null = null;
   private again = false;
   private reaping: Promise<unknown> = Promise.resolve();
+  private sweeping: Promise<unknown> = Promise.resolve();
   private readonly dialect: SettleDialect;
   /**
    * Slot accounting (up to `concurrency`): attempts whose handler is running, ends waiting for a
@@ -76,7 +80,7 @@ export class JobRunner {
     if (this.started) this.wake();
   }
 
-  /** Starts claiming (woken by every commit's doorbell and a slow poll) and reaping. */
+  /** Starts claiming (woken by every commit's doorbell and a slow poll), reaping and the retention sweep. */
   start(): void {
     if (this.started) return;
     this.started = true;
@@ -84,6 +88,9 @@ export class JobRunner {
     this.unsubscribe = log.doorbell.subscribe(() => this.wake());
     this.timers.push(setInterval(() => this.wake(), options.pollMs));
     this.timers.push(setInterval(() => void this.reap(), options.reaperMs));
+    // Beside the reaper, not in its rounds: a long sweep must never delay a rescue.
+    const sweepMs = options.retentionSweepMs ?? retentionDefaults.retentionSweepMs;
+    this.timers.push(setInterval(() => void this.sweep(), sweepMs));
     for (const t of this.timers) t.unref();
     this.wake();
   }
@@ -164,6 +171,35 @@ export class JobRunner {
   }
 
   /**
+   * One retention sweep: deletes finished jobs older than the retention (see
+   * {@link sweepFinishedJobs}) and logs what it deleted. Sweeps never overlap within a runner;
+   * across runners the sweep's lock lets one node do each round.
+   */
+  sweep(): Promise<Sweep | null> {
+    const round = this.sweeping.then(async () => {
+      const { log, realmId, options, logger } = this.deps;
+      try {
+        const swept = await sweepFinishedJobs(log.store, realmId, {
+          clock: options.clock,
+          retentionMs: options.retentionMs ?? retentionDefaults.retentionMs,
+          retentionBatch: options.retentionBatch ?? retentionDefaults.retentionBatch,
+        });
+        if (swept.jobs > 0)
+          logger?.info(
+            { jobs: swept.jobs, runs: swept.runs, batches: swept.batches },
+            'job retention: deleted finished jobs',
+          );
+        return swept;
+      } catch (err) {
+        logger?.warn({ err }, 'job retention sweep failed');
+        return null;
+      }
+    });
+    this.sweeping = round;
+    return round;
+  }
+
+  /**
    * Graceful shutdown: stops claiming, lets running attempts finish for up to `graceMs`, then
    * aborts the rest, which release their jobs to the queue without using up an attempt.
    */
@@ -183,6 +219,7 @@ export class JobRunner {
     while (this.active.size > 0) await all();
     await this.settling;
     await this.reaping;
+    await this.sweeping;
   }
 
   private wake(): void {

@@ -1,3 +1,4 @@
+import { CompiledQuery } from 'kysely';
 import type { Kysely } from 'kysely';
 import type { Database } from '../store/schema.js';
 
@@ -19,6 +20,7 @@ export class Sources {
   /** Least recently used first (a Map iterates in insertion order; a hit is moved to the end). */
   private readonly memory = new Map<string, Buffer>();
   private bytes = 0;
+  private existsQuery?: { db: Kysely<Database>; sql: string };
 
   /** `db` is asked for the database on each use (an app's store is opened after its routes exist). */
   constructor(
@@ -28,12 +30,17 @@ export class Sources {
 
   /** Whether `sha256` is a stored upload (always the database's answer). */
   async exists(sha256: string): Promise<boolean> {
-    const row = await this.db()
-      .selectFrom('avatars')
-      .select('sha256')
-      .where('sha256', '=', sha256)
-      .executeTakeFirst();
-    return row !== undefined;
+    const db = this.db();
+    // Built and compiled once per database (in its dialect), then run with each SHA-256: building
+    // and compiling it cost 20 to 40 µs a call (measured on SQLite), a tenth of the CPU of serving
+    // a cached result, which asks this on every request.
+    if (this.existsQuery?.db !== db)
+      this.existsQuery = {
+        db,
+        sql: db.selectFrom('avatars').select('sha256').where('sha256', '=', '').compile().sql,
+      };
+    const { rows } = await db.executeQuery(CompiledQuery.raw(this.existsQuery.sql, [sha256]));
+    return rows.length > 0;
   }
 
   /**

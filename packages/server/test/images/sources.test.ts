@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Sources } from '../../src/images/sources.js';
+import { openPostgresStore } from '../../src/store/postgres.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import type { Store } from '../../src/store/store.js';
-import { freshDir } from '../support/backends.js';
+import { backends, freshDatabase } from '../support/backends.js';
 
 /** Stored sources of transforms, the recently read ones in memory (images/sources.ts). */
-describe('sources', () => {
+describe.each(backends())('sources (%s)', (backend) => {
   let store: Store;
-  const dir = freshDir('concord-sources-');
+  let cleanup: () => Promise<void>;
   const bytes = (n: number, fill: number) => Buffer.alloc(n, fill);
   const sha = (i: number) => String(i).repeat(64).slice(0, 64);
   const insert = (i: number, content: Buffer) =>
@@ -18,11 +19,15 @@ describe('sources', () => {
   const remove = (i: number) => store.db.deleteFrom('avatars').where('sha256', '=', sha(i)).execute();
 
   beforeAll(async () => {
-    store = await openSqliteStore(`${dir.dir}/concord.db`);
+    const db = await freshDatabase(backend);
+    cleanup = db.cleanup;
+    store = db.databaseUrl
+      ? await openPostgresStore(db.databaseUrl)
+      : await openSqliteStore(`${db.dataDir}/concord.db`);
   });
   afterAll(async () => {
     await store?.close();
-    dir.remove();
+    await cleanup?.();
   });
 
   it('keeps what it read in memory, but asks the database whether a source is still stored', async () => {

@@ -27,6 +27,7 @@ export const configSchema = z
       .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
       .optional(),
     databasePoolSize: int(1, 200).default(10),
+    databaseIdleInTransactionSeconds: z.coerce.number().min(0).max(3600).default(5),
     redisUrl: z
       .string()
       .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
@@ -99,6 +100,11 @@ export const configSources: Record<keyof z.infer<typeof configSchema>, FieldSour
     env: 'CONCORD_DATABASE_POOL_SIZE',
     flag: '--database-pool-size',
     doc: 'PostgreSQL pool size.',
+  },
+  databaseIdleInTransactionSeconds: {
+    env: 'CONCORD_DATABASE_IDLE_IN_TRANSACTION_SECONDS',
+    flag: '--database-idle-in-transaction-seconds',
+    doc: 'PostgreSQL: a write transaction whose process sends nothing for this long (stopped or hung) is ended by the server, releasing the write lock; 0 never.',
   },
   redisUrl: {
     env: 'REDIS_URL',

@@ -6,9 +6,13 @@ import type { Store } from './store.js';
 
 /** Opens the store the configuration selects: PostgreSQL in cluster mode, SQLite otherwise. */
 export function openStore(
-  config: Pick<Config, 'databaseUrl' | 'dataDir' | 'databasePoolSize'>,
+  config: Pick<Config, 'databaseUrl' | 'dataDir' | 'databasePoolSize'> &
+    Partial<Pick<Config, 'databaseIdleInTransactionSeconds'>>,
 ): Promise<Store> {
+  const idle = config.databaseIdleInTransactionSeconds;
   return config.databaseUrl
-    ? openPostgresStore(config.databaseUrl, config.databasePoolSize)
+    ? openPostgresStore(config.databaseUrl, config.databasePoolSize, {
+        idleInTransactionMs: idle === undefined ? undefined : idle * 1000,
+      })
     : openSqliteStore(join(config.dataDir, 'concord.sqlite'));
 }

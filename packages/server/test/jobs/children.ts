@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
 import type { RunnerOptions } from '../../src/jobs/runner/options.js';
-import type { JobDb } from './fixture.js';
+import type { JobDb, JobStoreOptions, StopAt } from './fixture.js';
 
 const source = fileURLToPath(new URL('./worker-child.ts', import.meta.url));
 // Inside the server package's node_modules, so that the bundle's imports resolve like the source's.
@@ -50,13 +50,15 @@ export interface WorkerChild {
   stop(): Promise<void>;
 }
 
-/** Starts a worker over `db`. */
+/** Starts a worker over `db` (`stop`: where it SIGSTOPs itself; `store`: how it opens the database). */
 export function spawnWorker(
   db: Pick<JobDb, 'where'>,
   options: Partial<RunnerOptions> = {},
   mode: 'normal' | 'stubborn' = 'normal',
+  extra: { stop?: StopAt; store?: JobStoreOptions } = {},
 ): WorkerChild {
-  const child = spawn(process.execPath, [buildWorker(), JSON.stringify({ where: db.where, options, mode })], {
+  const args = JSON.stringify({ where: db.where, options, mode, ...extra });
+  const child = spawn(process.execPath, [buildWorker(), args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];

@@ -22,10 +22,28 @@ export interface JobDb {
   cleanup(): Promise<void>;
 }
 
+/** How a worker process opens its store (PostgreSQL: see openPostgresStore). */
+export interface JobStoreOptions {
+  idleInTransactionMs?: number;
+}
+
+/**
+ * Where a worker process stops itself (SIGSTOP): at `page` of a job's `attempt`, inside its fenced
+ * write or after it.
+ */
+export interface StopAt {
+  page: number;
+  attempt: number;
+  where: 'inside' | 'after';
+}
+
 /** Opens the database `where` names, as a runner process would (in-process doorbell: runners poll). */
-export async function openJobLog(where: JobDb['where']): Promise<{ log: ChangeLog; realmId: number }> {
+export async function openJobLog(
+  where: JobDb['where'],
+  storeOptions: JobStoreOptions = {},
+): Promise<{ log: ChangeLog; realmId: number }> {
   const store = where.databaseUrl
-    ? await openPostgresStore(where.databaseUrl, 4)
+    ? await openPostgresStore(where.databaseUrl, 4, storeOptions)
     : await openSqliteStore(where.sqliteFile!);
   const log = new ChangeLog(store, new LocalDoorbell());
   const realmId = await ensureRealm(log, 'Jobs');

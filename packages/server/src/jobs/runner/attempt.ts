@@ -16,6 +16,30 @@ export type StopReason = 'lease-lost' | 'canceled' | 'deadline' | 'shutdown';
 /** Row errors kept per run; beyond this only the count in `skipped` grows. */
 const MAX_ROW_ERRORS = 1000;
 
+/**
+ * Runs a fenced callback on SQLite, refusing it (the command rolls back) if it waited for anything
+ * but its own statements. SQLite's statements are synchronous, so a callback that only writes
+ * never lets the event loop turn; one that awaits a timer or the network holds the database's one
+ * write lock meanwhile — every writer of every process waits, and this process's only connection
+ * with it — and a process stopped (SIGSTOP) then holds it until it runs again or dies: nothing can
+ * take it away. Refused, such a callback fails in the first test run on SQLite, not in production.
+ */
+async function onlyStatements<T>(jobId: number, fn: () => Promise<T>): Promise<T> {
+  let turned = false;
+  const probe = setImmediate(() => (turned = true));
+  try {
+    const value = await fn();
+    if (turned)
+      throw new Error(
+        `job ${jobId}: a fenced write awaited something other than its statements (a timer, a ` +
+          `network call) while it held SQLite's write lock; do that work before or after run.fenced()`,
+      );
+    return value;
+  } finally {
+    clearImmediate(probe);
+  }
+}
+
 /** What an attempt needs from its runner. */
 export interface AttemptDeps {
   log: ChangeLog;
@@ -76,7 +100,7 @@ export class Attempt<P = unknown> implements JobRun<P> {
     try {
       const committed = await log.run(realmId, async (ctx) => {
         await assertHeld(ctx.trx, this.lease, options.clock());
-        return fn(ctx);
+        return log.store.dialect === 'sqlite' ? onlyStatements(this.jobId, () => fn(ctx)) : fn(ctx);
       });
       // A turn of the event loop between a job's commands: on SQLite every statement is synchronous,
       // and without it the node's HTTP answers (long-polls carrying this job's events) would wait

@@ -161,64 +161,76 @@ describe.each(backends())('directory sync killed by SIGKILL on %s', (backend) =>
 
     const random = rng(backend === 'sqlite' ? 7 : 11);
     let kills = 0;
-    let next = spawnSyncWorker(db);
-    for (;;) {
-      const worker = next;
-      await worker.ready;
-      worker.child.kill('SIGUSR2');
-      // The spare starts while this one runs (claiming nothing until told), so a takeover waits
-      // only for the lease; one worker at a time may claim, so the one killed is the one running.
-      next = spawnSyncWorker(db);
-      if (kills >= KILLS) {
-        await worker.after('done', 1);
-        break;
+    // Every worker this test starts is killed before it ends, whatever happens: the one that
+    // finishes the sync would otherwise keep its runner polling long after the test.
+    const started: Worker[] = [];
+    const spawnTracked = () => {
+      const w = spawnSyncWorker(db);
+      started.push(w);
+      return w;
+    };
+    try {
+      let next = spawnTracked();
+      for (;;) {
+        const worker = next;
+        await worker.ready;
+        worker.child.kill('SIGUSR2');
+        // The spare starts while this one runs (claiming nothing until told), so a takeover waits
+        // only for the lease; one worker at a time may claim, so the one killed is the one running.
+        next = spawnTracked();
+        if (kills >= KILLS) {
+          await worker.after('done', 1);
+          break;
+        }
+        const point = random();
+        let outcome: 'seen' | 'done';
+        if (point < 0.25) {
+          // While reading the directory or planning: right after the claim, plus up to 40 ms.
+          outcome = await worker.once('claimed');
+          await new Promise((r) => setTimeout(r, Math.floor(random() * 40)));
+        } else {
+          outcome = await worker.after('page', 1 + Math.floor(random() * 3));
+          // Sometimes a few ms later, to land inside the next page's transaction.
+          if (point > 0.6) await new Promise((r) => setTimeout(r, Math.floor(random() * 15)));
+        }
+        if (outcome === 'done') break;
+        worker.child.kill('SIGKILL');
+        await worker.exited;
+        kills++;
       }
-      const point = random();
-      let outcome: 'seen' | 'done';
-      if (point < 0.25) {
-        // While reading the directory or planning: right after the claim, plus up to 40 ms.
-        outcome = await worker.once('claimed');
-        await new Promise((r) => setTimeout(r, Math.floor(random() * 40)));
-      } else {
-        outcome = await worker.after('page', 1 + Math.floor(random() * 3));
-        // Sometimes a few ms later, to land inside the next page's transaction.
-        if (point > 0.6) await new Promise((r) => setTimeout(r, Math.floor(random() * 15)));
+      // `done` is said when the handler returns; the runner then records the end of the attempt.
+      const readJob = () =>
+        log.store.db.selectFrom('jobs').selectAll().where('id', '=', job.id).executeTakeFirstOrThrow();
+      let row = await readJob();
+      while (row.state === 'running') {
+        await new Promise((r) => setTimeout(r, 20));
+        row = await readJob();
       }
-      if (outcome === 'done') break;
-      worker.child.kill('SIGKILL');
-      await worker.exited;
-      kills++;
+      expect(kills).toBe(KILLS);
+      expect([row.state, row.error]).toEqual(['succeeded', null]);
+      expect(row.attempt).toBeGreaterThan(KILLS);
+      // Exactly once, whatever was interrupted.
+      const kinds = await changesSince({ log } as never, before);
+      expect([kinds.get('user.created'), kinds.get('stream.created')]).toEqual([
+        dir.users.length,
+        dir.groups.length,
+      ]);
+      const linked = await linkedUsers(log.store.db, source.id);
+      expect(linked.size).toBe(dir.users.length);
+      for (const u of dir.users)
+        expect([linked.get(u.uid)?.full_name, linked.get(u.uid)?.is_active]).toEqual([u.cn, 1]);
+      const members = await channelMembers(log.store.db, source.id);
+      for (const g of dir.groups) expect(members.get(g.cn)).toEqual([...g.members].sort());
+      const subs = await log.store.db
+        .selectFrom('subscriptions')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow();
+      expect(Number(subs.n)).toBe(dir.groups.reduce((n, g) => n + g.members.length, 0));
+      // 50 worker spawns and lease takeovers (2,400 users, 48 groups: pages enough for 50 kills even when an attempt gets far, as on a quiet machine: 400 users gave only 19).
+    } finally {
+      for (const w of started)
+        if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+      await Promise.all(started.map((w) => w.exited));
     }
-    // `done` is said when the handler returns; the runner then records the end of the attempt.
-    const readJob = () =>
-      log.store.db.selectFrom('jobs').selectAll().where('id', '=', job.id).executeTakeFirstOrThrow();
-    let row = await readJob();
-    while (row.state === 'running') {
-      await new Promise((r) => setTimeout(r, 20));
-      row = await readJob();
-    }
-    next.child.kill('SIGKILL');
-    await next.exited;
-    expect(kills).toBe(KILLS);
-    expect([row.state, row.error]).toEqual(['succeeded', null]);
-    expect(row.attempt).toBeGreaterThan(KILLS);
-    // Exactly once, whatever was interrupted.
-    const kinds = await changesSince({ log } as never, before);
-    expect([kinds.get('user.created'), kinds.get('stream.created')]).toEqual([
-      dir.users.length,
-      dir.groups.length,
-    ]);
-    const linked = await linkedUsers(log.store.db, source.id);
-    expect(linked.size).toBe(dir.users.length);
-    for (const u of dir.users)
-      expect([linked.get(u.uid)?.full_name, linked.get(u.uid)?.is_active]).toEqual([u.cn, 1]);
-    const members = await channelMembers(log.store.db, source.id);
-    for (const g of dir.groups) expect(members.get(g.cn)).toEqual([...g.members].sort());
-    const subs = await log.store.db
-      .selectFrom('subscriptions')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .executeTakeFirstOrThrow();
-    expect(Number(subs.n)).toBe(dir.groups.reduce((n, g) => n + g.members.length, 0));
-    // 50 worker spawns and lease takeovers (2,400 users, 48 groups: pages enough for 50 kills even when an attempt gets far, as on a quiet machine: 400 users gave only 19).
   }, 240_000);
 });

@@ -334,6 +334,10 @@ describe('snapshot + events = fresh snapshot', () => {
         async (steps, cached) => {
           // Half the runs register from the node's cache (at its consumer's cursor), half from the
           // database; fresh registers, the expected state, always read the database.
+          // In-memory SQLite answers synchronously, so a run never reaches the event loop on its own;
+          // without this the whole property (about a minute) starves the test worker's own RPC to
+          // Vitest, which then fails the suite with "Timeout calling onTaskUpdate".
+          await new Promise((resolve) => setImmediate(resolve));
           const core = await openCore(undefined, { cache: cached });
           try {
             const w: World = { core, users: [], streams: [], clients: [], counter: 0 };

@@ -3,7 +3,7 @@ import type { ChangeLog } from '../../changelog/log.js';
 import type { JobRow } from '../../store/schema.js';
 import type { RunnerOptions } from './options.js';
 import { backoffDelay } from './options.js';
-import { recordJob } from './record.js';
+import { closeAttempt } from './settle.js';
 
 /** One job the reaper moved on, for the log line and the metrics. */
 export interface Rescue {
@@ -75,19 +75,7 @@ export async function reapExpired(log: ChangeLog, realmId: number, opts: ReaperO
         next = { state: 'retrying', run_after: now + backoffDelay(opts, row.attempt), retry_reason: reason };
         to = 'retrying';
       }
-      const updated = await ctx.trx
-        .updateTable('jobs')
-        .set({ ...next, lease_token: null, lease_expires_at: null, deadline_at: null, updated_at: now })
-        .where('id', '=', row.id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      await ctx.trx
-        .updateTable('job_runs')
-        .set({ outcome: 'expired', error: reason, finished_at: now, counts: row.counts })
-        .where('job_id', '=', row.id)
-        .where('attempt', '=', row.attempt)
-        .execute();
-      recordJob(ctx, updated, opts, now);
+      await closeAttempt(ctx, row, next, { outcome: 'expired', error: reason }, now, opts);
       rescues.push({
         jobId: row.id,
         attempt: row.attempt,

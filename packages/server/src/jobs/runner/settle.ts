@@ -10,6 +10,7 @@ import type { RunnerOptions } from './options.js';
 import { backoffDelay } from './options.js';
 import { executePrepared } from './prepared.js';
 import { recordJob } from './record.js';
+import type { StatusBounds } from './status.js';
 
 /** How an attempt ended, as its worker saw it. */
 export type AttemptEnd =
@@ -344,6 +345,22 @@ async function endOne(
             retry_reason: `attempt ${row.attempt} failed: ${end.error}`,
           };
   }
+  return closeAttempt(ctx, row, next, { outcome: runOutcome, error }, now, opts);
+}
+
+/**
+ * Moves a job whose running attempt is over to `next` (its lease cleared), closes the attempt's
+ * run record with `run`, and records the transition: how the runner ends a failed, released or
+ * canceled attempt, and how the reaper ends an expired one.
+ */
+export async function closeAttempt(
+  ctx: CommandContext,
+  row: JobRow,
+  next: Partial<JobRow>,
+  run: { outcome: string; error: string | null },
+  now: number,
+  bounds: StatusBounds,
+): Promise<JobRow> {
   const updated = await ctx.trx
     .updateTable('jobs')
     .set({ ...next, lease_token: null, lease_expires_at: null, deadline_at: null, updated_at: now })
@@ -352,10 +369,10 @@ async function endOne(
     .executeTakeFirstOrThrow();
   await ctx.trx
     .updateTable('job_runs')
-    .set({ outcome: runOutcome, error, finished_at: now, counts: row.counts })
+    .set({ outcome: run.outcome, error: run.error, finished_at: now, counts: row.counts })
     .where('job_id', '=', row.id)
     .where('attempt', '=', row.attempt)
     .execute();
-  recordJob(ctx, updated, opts, now);
+  recordJob(ctx, updated, bounds, now);
   return updated;
 }

@@ -50,6 +50,7 @@ export const configSchema = z
       .optional(),
     avatarMaxBytes: int(1024, 1024 * 1024 * 1024).default(1024 * 1024),
     imageMaxPixels: int(1, 1_000_000_000).default(25_000_000),
+    imageSourceMemoryBytes: int(0, Number.MAX_SAFE_INTEGER).default(32 * 1024 * 1024),
     resultDir: z.string().min(1).optional(),
     resultMaxBytes: int(1024 * 1024, Number.MAX_SAFE_INTEGER).default(1024 * 1024 * 1024),
     resultMinFreeBytes: int(0, Number.MAX_SAFE_INTEGER).default(512 * 1024 * 1024),
@@ -175,6 +176,11 @@ export const configSources: Record<keyof z.infer<typeof configSchema>, FieldSour
     env: 'CONCORD_IMAGE_MAX_PIXELS',
     flag: '--image-max-pixels',
     doc: 'Largest pixel count (width × height) of an uploaded or transformed image; a decompression bomb is refused before decoding.',
+  },
+  imageSourceMemoryBytes: {
+    env: 'CONCORD_IMAGE_SOURCE_MEMORY_BYTES',
+    flag: '--image-source-memory-bytes',
+    doc: 'Bytes of recently transformed image sources (uploaded originals) kept in memory, so that the other sizes of one avatar skip the database read (0: none).',
   },
   resultDir: {
     env: 'CONCORD_RESULT_DIR',

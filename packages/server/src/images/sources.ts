@@ -3,8 +3,8 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../store/schema.js';
 
 /**
- * Bytes of recently transformed sources kept in memory: 64 originals of 0.5 MB (32 at the default
- * 1 MB upload limit). Reading a 0.5 MB source from SQLite costs ~0.4 ms of the event loop plus a
+ * Bytes of recently transformed sources kept in memory by default (CONCORD_IMAGE_SOURCE_MEMORY_BYTES):
+ * 64 originals of 0.5 MB (32 at the default 1 MB upload limit). Reading a 0.5 MB source from SQLite costs ~0.4 ms of the event loop plus a
  * fresh 0.5 MB allocation per cold transform, a tenth of the 4 ms that were all of Concord's own
  * cost around a 20 ms avatar-sized transform; the sizes and formats of one avatar are typically
  * asked for together (one page shows it at several sizes), so the second and later ones find it here.

@@ -56,4 +56,11 @@ describe.each(backends())('sources (%s)', (backend) => {
     expect((await sources.read(sha(5)))?.length).toBe(1001);
     expect(sources.recent(sha(5))).toBeUndefined();
   });
+
+  it('keeps nothing with a budget of 0 (CONCORD_IMAGE_SOURCE_MEMORY_BYTES=0)', async () => {
+    const sources = new Sources(() => store.db, 0);
+    await insert(6, bytes(10, 6));
+    expect((await sources.read(sha(6)))?.equals(bytes(10, 6))).toBe(true);
+    expect(sources.recent(sha(6))).toBeUndefined();
+  });
 });

@@ -53,7 +53,7 @@ export function avatarRoutes(http: FastifyInstance, app: AppContext): void {
     clearInterval(sweeper);
     await results.close();
   });
-  const sources = new Sources(() => app.store.db);
+  const sources = new Sources(() => app.store.db, app.config.imageSourceMemoryBytes);
   imageRoutes(http, app, results, sources);
   const current = (user: { id: number; avatar_version: number }, s: number) => {
     const url = avatarUrl(app.present, user);

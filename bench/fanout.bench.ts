@@ -1,10 +1,10 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { createOwner } from './lib/owner.js';
 import { startConcord } from './lib/processes.js';
 import { printTable, report, summarize } from './lib/report.js';
 
@@ -17,7 +17,6 @@ import { printTable, report, summarize } from './lib/report.js';
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 5000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const root = fileURLToPath(new URL('..', import.meta.url));
-const run = promisify(execFile);
 
 function child(
   script: string,
@@ -65,24 +64,8 @@ const percentile = (xs: number[], p: number) =>
 const concord = await startConcord({ CONCORD_EVENT_LONGPOLL_SECONDS: '600' });
 const procs: ChildProcess[] = [];
 try {
-  const { stdout } = await run(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      join(root, 'packages/server/src/main.ts'),
-      'create-user',
-      '--role',
-      'owner',
-      '--email',
-      'owner@example.com',
-      '--full-name',
-      'Fan Out',
-    ],
-    { env: concord.env },
-  );
-  const owner = JSON.parse(stdout.trim()) as { api_key: string; user_id: number };
-  const auth = `Basic ${Buffer.from(`owner@example.com:${owner.api_key}`).toString('base64')}`;
+  const owner = await createOwner(concord.env, 'owner@example.com', 'Fan Out');
+  const auth = owner.authorization;
   const call = async (method: string, path: string, params: Record<string, string> = {}) => {
     const res = await fetch(`${concord.url}/api/v1${path}`, {
       method,

@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
@@ -7,11 +7,11 @@ import { existsSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { defaultLockDir } from '../../packages/server/src/images/resultStore.js';
 import type { TransformOps } from '../../packages/server/src/images/transformUrl.js';
 import { signedPath } from '../../packages/server/src/images/transformUrl.js';
+import { createOwner } from './owner.js';
 import { startConcord } from './processes.js';
 
 /**
@@ -109,24 +109,7 @@ export async function startImageServer(source: Buffer): Promise<ImageServer> {
   };
   let users = 0;
   try {
-    const { stdout } = await promisify(execFile)(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        join(root, 'packages/server/src/main.ts'),
-        'create-user',
-        '--role',
-        'owner',
-        '--email',
-        'owner@example.com',
-        '--full-name',
-        'Bench Owner',
-      ],
-      { env: concord.env },
-    );
-    const owner = JSON.parse(stdout.trim()) as { api_key: string };
-    authorization = `Basic ${Buffer.from(`owner@example.com:${owner.api_key}`).toString('base64')}`;
+    ({ authorization } = await createOwner(concord.env));
     await upload('me', source);
   } catch (err) {
     await concord.stop();

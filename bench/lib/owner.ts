@@ -13,6 +13,7 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 export async function createOwner(
   env: NodeJS.ProcessEnv,
   email = 'owner@example.com',
+  fullName = 'Bench Owner',
 ): Promise<{ user_id: number; api_key: string; authorization: string }> {
   const { stdout } = await run(
     process.execPath,
@@ -26,7 +27,7 @@ export async function createOwner(
       '--email',
       email,
       '--full-name',
-      'Bench Owner',
+      fullName,
     ],
     { env },
   );

@@ -161,13 +161,7 @@ describe.each(backends())('directory source API on %s', (backend) => {
         name: 'Corporate LDAP',
         connector: 'ldap',
         schedule_seconds: 3600,
-        settings: {
-          url: slapd.url,
-          bind_dn: slapd.adminDn,
-          bind_password: slapd.adminPassword,
-          user_base_dn: slapd.peopleDn,
-          group_base_dn: slapd.groupsDn,
-        },
+        settings: slapd.sourceSettings,
       },
     });
     expect(created.status).toBe(200);

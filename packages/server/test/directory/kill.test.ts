@@ -125,13 +125,7 @@ describe.each(backends())('directory sync killed by SIGKILL on %s', (backend) =>
       )
     ).value;
     const actor = { id: owner.id, realm_id: realmId, role: Role.OWNER, is_active: 1 };
-    const settings = {
-      url: slapd.url,
-      bind_dn: slapd.adminDn,
-      bind_password: slapd.adminPassword,
-      user_base_dn: slapd.peopleDn,
-      group_base_dn: slapd.groupsDn,
-    };
+    const settings = slapd.sourceSettings;
     const source = (
       await log.run(realmId, (ctx) =>
         createSource(ctx, actor, {

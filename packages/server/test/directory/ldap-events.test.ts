@@ -24,13 +24,7 @@ describe.each(backends())('events of an LDAP sync on %s', (backend) => {
     [slapd, core] = await Promise.all([startSlapd(dir), openDirectoryCore(backend)]);
     sourceId = await addSource(core, {
       connector: 'ldap',
-      settings: {
-        url: slapd.url,
-        bind_dn: slapd.adminDn,
-        bind_password: slapd.adminPassword,
-        user_base_dn: slapd.peopleDn,
-        group_base_dn: slapd.groupsDn,
-      },
+      settings: slapd.sourceSettings,
     });
   });
   afterAll(async () => {

@@ -137,13 +137,7 @@ describe.each(backends())('failed and interrupted LDAP syncs on %s', (backend) =
   let slapd: Slapd;
   let core: DirectoryCore;
   const dir = generateDirectory(1_000, 20);
-  const ldap = () => ({
-    url: slapd.url,
-    bind_dn: slapd.adminDn,
-    bind_password: slapd.adminPassword,
-    user_base_dn: slapd.peopleDn,
-    group_base_dn: slapd.groupsDn,
-  });
+  const ldap = () => ({ ...slapd.sourceSettings });
   beforeAll(async () => {
     [slapd, core] = await Promise.all([startSlapd(dir), openDirectoryCore(backend)]);
   });

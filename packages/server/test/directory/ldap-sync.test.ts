@@ -50,13 +50,7 @@ describe.each(backends())('LDAP sync of 10,000 users and 200 groups on %s', (bac
     [slapd, core] = await Promise.all([startSlapd(dir), openDirectoryCore(backend)]);
     sourceId = await addSource(core, {
       connector: 'ldap',
-      settings: {
-        url: slapd.url,
-        bind_dn: slapd.adminDn,
-        bind_password: slapd.adminPassword,
-        user_base_dn: slapd.peopleDn,
-        group_base_dn: slapd.groupsDn,
-      },
+      settings: slapd.sourceSettings,
     });
   });
   afterAll(async () => {

@@ -33,6 +33,14 @@ export interface Slapd {
   adminPassword: string;
   peopleDn: string;
   groupsDn: string;
+  /** The settings of an LDAP directory source that reads this server as its administrator. */
+  sourceSettings: {
+    url: string;
+    bind_dn: string;
+    bind_password: string;
+    user_base_dn: string;
+    group_base_dn: string;
+  };
   userDn(uid: string): string;
   groupDn(cn: string): string;
   /** An admin-bound client for changing the directory between syncs (caller unbinds). */
@@ -154,6 +162,13 @@ export async function startSlapd(dir: LdapDirectory): Promise<Slapd> {
     adminPassword: ADMIN_PASSWORD,
     peopleDn: `ou=people,${SUFFIX}`,
     groupsDn: `ou=groups,${SUFFIX}`,
+    sourceSettings: {
+      url,
+      bind_dn: ADMIN_DN,
+      bind_password: ADMIN_PASSWORD,
+      user_base_dn: `ou=people,${SUFFIX}`,
+      group_base_dn: `ou=groups,${SUFFIX}`,
+    },
     userDn: (uid) => `uid=${uid},ou=people,${SUFFIX}`,
     groupDn: (cn) => `cn=${cn},ou=groups,${SUFFIX}`,
     async client() {

@@ -34,24 +34,19 @@ export function userRoutes(http: FastifyInstance, app: AppContext): void {
     return success(reply, presentOwnUser(app.present, req.user), ignored);
   });
 
-  const lookup = async (who: string) =>
-    /^\d+$/.test(who)
-      ? await app.reads.user(pathId({ user_id: who }, 'user_id'))
-      : await lookupUserByApiEmail(app.reads, who, app.present.host);
   http.get<{ Params: { who: string } }>('/api/v1/users/:who', auth, (req, reply) => {
     const { ignored } = parseParams(req, common);
     const who = req.params.who;
+    const id = /^\d+$/.test(who) ? pathId({ user_id: who }, 'user_id') : null;
     // The hot path: a user in this node's L1 is answered synchronously, with bytes kept beside the
     // cached row (no promise, no serializing).
-    const cached =
-      ignored.length === 0 && /^\d+$/.test(who)
-        ? app.reads.peekUser(pathId({ user_id: who }, 'user_id'))
-        : null;
+    const cached = id !== null && ignored.length === 0 ? app.reads.peekUser(id) : null;
     if (cached) return reply.type(JSON_UTF8).send(presentUserResponse(app.present, cached));
-    return lookup(who).then((user) => {
-      if (!user) throw fail.noSuchUser(`${/^\d+$/.test(who) ? 'user_id' : 'email'} '${who}'`);
-      if (ignored.length > 0) return success(reply, { user: presentUser(app.present, user) }, ignored);
-      return reply.type(JSON_UTF8).send(presentUserResponse(app.present, user));
+    const user = id !== null ? app.reads.user(id) : lookupUserByApiEmail(app.reads, who, app.present.host);
+    return user.then((found) => {
+      if (!found) throw fail.noSuchUser(`${id !== null ? 'user_id' : 'email'} '${who}'`);
+      if (ignored.length > 0) return success(reply, { user: presentUser(app.present, found) }, ignored);
+      return reply.type(JSON_UTF8).send(presentUserResponse(app.present, found));
     });
   });
 

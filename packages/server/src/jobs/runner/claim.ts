@@ -51,6 +51,7 @@ export async function claimJobs(
 }
 
 /** The SQL {@link settle} can use on `store`. */
-export function settleDialect(store: Pick<Store, 'caps' | 'dialect'>): SettleDialect {
-  return { skipLocked: store.caps.skipLocked, oneStatement: store.dialect === 'postgres' };
+export function settleDialect(store: Pick<Store, 'caps'>): SettleDialect {
+  // The one-statement settle is a chain of data-modifying CTEs over unnest()ed arrays.
+  return { skipLocked: store.caps.skipLocked, oneStatement: store.caps.writeCtes };
 }

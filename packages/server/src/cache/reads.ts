@@ -58,24 +58,28 @@ export class CachedReads {
 
   /**
    * The rows of a register for `userId`, all as of one log position, from L1; null when L1 cannot
-   * give them (the caller then reads the database). Missing values are read through first; then
-   * every value is taken synchronously at the cache's cursor C. A value in L1 read at a position
-   * at or before C is the value at C: any change to it up to C was applied, and would have removed
-   * it. A value read after C (ahead of the consumer) may reflect changes the others do not, so its
-   * presence makes the cache unusable for this register.
+   * give them (the caller then reads the database). Every value is taken synchronously at the
+   * cache's cursor C. A value in L1 read at a position at or before C is the value at C: any change
+   * to it up to C was applied, and would have removed it. A value read after C (ahead of the
+   * consumer) may reflect changes the others do not, so its presence makes the cache unusable for
+   * this register. On a warm node everything is there at once; otherwise what is missing is read
+   * through, and the rows are taken once more.
    */
   async registerRows(userId: number, opts: SnapshotOptions): Promise<SnapshotRows | null> {
-    const wantUsers = needsUsers(opts);
-    const wantMembers = needsMembers(opts);
+    const warm = this.takeRegisterRows(userId, opts);
+    if (warm) return warm;
     const [, , streams] = await Promise.all([
       this.user(userId),
       this.subscriptionsOf(userId),
       this.streams(),
-      wantUsers ? this.users() : null,
+      needsUsers(opts) ? this.users() : null,
     ]);
-    if (wantMembers) await Promise.all(streams.map((s) => this.subscribers(s.id)));
+    if (needsMembers(opts)) await Promise.all(streams.map((s) => this.subscribers(s.id)));
+    return this.takeRegisterRows(userId, opts);
+  }
 
-    // From here on, synchronous: no invalidation can be applied in between.
+  /** {@link registerRows} from what L1 holds now, synchronously (no invalidation can interleave). */
+  private takeRegisterRows(userId: number, opts: SnapshotOptions): SnapshotRows | null {
     const at = this.cursor();
     let usable = true;
     const take = <T>(key: string): T | undefined => {
@@ -86,9 +90,9 @@ export class CachedReads {
     const me = take<UserRow | null>(cacheKey.user(userId));
     const mySubs = take<readonly SubscriptionRow[]>(cacheKey.subscriptionsOf(userId));
     const listed = take<readonly StreamRow[]>(cacheKey.streamsOfRealm(this.realmId));
-    const users = wantUsers ? take<readonly UserRow[]>(cacheKey.usersOfRealm(this.realmId)) : null;
+    const users = needsUsers(opts) ? take<readonly UserRow[]>(cacheKey.usersOfRealm(this.realmId)) : null;
     let members: Map<number, readonly number[]> | null = null;
-    if (wantMembers && usable) {
+    if (needsMembers(opts) && usable) {
       members = new Map();
       for (const s of listed!) members.set(s.id, take<readonly number[]>(cacheKey.subscribersOf(s.id)) ?? []);
     }

@@ -9,6 +9,7 @@ import * as directory from './migrations/005-directory.js';
 import * as nodes from './migrations/006-nodes.js';
 import * as jobClaimIndexes from './migrations/007-job-claim-indexes.js';
 import * as jobRetentionIndexes from './migrations/008-job-retention-indexes.js';
+import * as avatarLookups from './migrations/009-avatar-lookups.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -21,6 +22,7 @@ const migrations: Record<string, DialectMigration> = {
   '006-nodes': nodes,
   '007-job-claim-indexes': jobClaimIndexes,
   '008-job-retention-indexes': jobRetentionIndexes,
+  '009-avatar-lookups': avatarLookups,
 };
 
 /** The names of every migration, in the order they run. */
@@ -32,10 +34,18 @@ export const migrationNames: readonly string[] = Object.keys(migrations).sort();
  * once: on PostgreSQL a transaction-scoped advisory lock keyed by the schema serialises them (a
  * node that waited finds the work done); SQLite has one writer. It looks only at its own schema —
  * Kysely's migrator introspects every schema in the database, which fails when another schema is
- * dropped meanwhile (several workspaces or test schemas in one database).
+ * dropped meanwhile (several workspaces or test schemas in one database). `through`, the name of
+ * the last migration to apply, leaves a database as an older Concord left it (tests of a migration
+ * over existing data).
  */
-export async function migrateToLatest(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
+export async function migrateToLatest(
+  db: Kysely<unknown>,
+  dialect: Dialect,
+  through?: string,
+): Promise<void> {
+  if (through !== undefined && !migrationNames.includes(through)) throw new Error(`no migration ${through}`);
   for (const name of migrationNames) {
+    if (through !== undefined && name > through) break;
     await db.transaction().execute(async (trx) => {
       if (dialect === 'postgres')
         await sql`SELECT pg_advisory_xact_lock(hashtext('concord-migrate:' || current_schema()))`.execute(

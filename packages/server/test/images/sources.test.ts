@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Sources } from '../../src/images/sources.js';
+import { sql } from 'kysely';
+import type { CompiledQuery } from 'kysely';
+import { Sources, sourceContentQuery, sourceExistsQuery } from '../../src/images/sources.js';
 import { openPostgresStore } from '../../src/store/postgres.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import type { Store } from '../../src/store/store.js';
@@ -62,5 +64,46 @@ describe.each(backends())('sources (%s)', (backend) => {
     await insert(6, bytes(10, 6));
     expect((await sources.read(sha(6)))?.equals(bytes(10, 6))).toBe(true);
     expect(sources.recent(sha(6))).toBeUndefined();
+  });
+
+  /** The plan of `query` as text; on PostgreSQL with sequential scans off, so that any usable index shows. */
+  const plan = async (query: CompiledQuery): Promise<string> => {
+    if (backend === 'sqlite') {
+      const { rows } = await store.db.executeQuery<{ detail: string }>({
+        ...query,
+        sql: `EXPLAIN QUERY PLAN ${query.sql}`,
+      });
+      return rows.map((r) => r.detail).join('\n');
+    }
+    return store.db.transaction().execute(async (trx) => {
+      await sql`SET LOCAL enable_seqscan = off`.execute(trx);
+      const { rows } = await trx.executeQuery<{ 'QUERY PLAN': string }>({
+        ...query,
+        sql: `EXPLAIN ${query.sql}`,
+      });
+      return rows.map((r) => r['QUERY PLAN']).join('\n');
+    });
+  };
+
+  it('finds a source by one index lookup, not by reading every stored avatar', async () => {
+    const exists = await plan(sourceExistsQuery(store.db, sha(1)));
+    const content = await plan(sourceContentQuery(store.db, sha(1)));
+    if (backend === 'sqlite') {
+      expect(exists).toMatch(/SEARCH avatars USING COVERING INDEX avatars_sha256/);
+      expect(content).toMatch(/SEARCH avatars USING INDEX avatars_sha256/);
+    } else {
+      // An index scan or a bitmap scan of the index, as the planner likes; never the table alone.
+      expect(exists).toMatch(/Scan (using|on) avatars_sha256/);
+      expect(content).toMatch(/Scan (using|on) avatars_sha256/);
+    }
+    expect(`${exists}\n${content}`).not.toMatch(/SCAN avatars|Seq Scan/);
+  });
+
+  it('stores the bytes last on SQLite, so reading the other columns of a row skips them', async () => {
+    if (backend !== 'sqlite') return; // PostgreSQL keeps large values out of line (TOAST)
+    const { rows } = await sql<{
+      name: string;
+    }>`SELECT name FROM pragma_table_info('avatars') ORDER BY cid`.execute(store.db);
+    expect(rows.map((r) => r.name)).toEqual(['user_id', 'format', 'sha256', 'uploaded_at', 'content']);
   });
 });

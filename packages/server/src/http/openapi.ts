@@ -300,7 +300,10 @@ export function concordOpenApi(serverUrl: string) {
             'it: `{fit|fill}/{W}x{H}/{webp|png|jpeg|avif}/q{50|60|70|80|90}/{sha256 of a stored upload}`; W ' +
             'and H are each one of 16, 32, 48, 64, 100, 128, 192, 256, 512, 1024. A missing, tampered or ' +
             'unknown-key signature is 403; operations outside the sets 400; an unknown source 404. The ' +
-            'server never fetches a URL.',
+            'server never fetches a URL. The ETag is weak and names the result (source, operations, ' +
+            'encoder version), whatever key signed the URL; a request whose If-None-Match carries it is ' +
+            'answered 304 without reading or computing the image, once the source is known to be still ' +
+            'stored (a deleted source is 404 even then). Error answers carry no cache headers.',
           parameters: [
             { name: 'signature', in: 'path', required: true, schema: { type: 'string' } },
             { name: 'fit', in: 'path', required: true, schema: { enum: ['fit', 'fill'] } },
@@ -310,8 +313,16 @@ export function concordOpenApi(serverUrl: string) {
             { name: 'source', in: 'path', required: true, schema: { type: 'string' } },
           ],
           responses: {
-            '200': { description: 'The image' },
-            '304': { description: 'Not modified' },
+            '200': {
+              description: 'The image, `Cache-Control: public, max-age=31536000, immutable`',
+              headers: {
+                ETag: {
+                  description: 'Weak validator of the result, e.g. `W/"3f…"`',
+                  schema: { type: 'string' },
+                },
+              },
+            },
+            '304': { description: 'Not modified: If-None-Match carried this result’s ETag' },
             '400': {
               description:
                 'Operation outside the bounded sets, or a stored source over CONCORD_IMAGE_MAX_PIXELS ' +

@@ -1,26 +1,27 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import {
   close,
-  closeSync,
-  constants,
   existsSync,
   fsync,
+  mkdirSync,
   open as openFd,
-  openSync,
   statSync,
+  symlinkSync,
   unlinkSync,
   write,
-  writeSync,
 } from 'node:fs';
 import {
+  lstat,
   mkdir,
   open,
   readFile,
   readdir,
+  readlink,
   rename,
   rmdir,
   stat,
   statfs,
+  symlink,
   unlink,
   utimes,
 } from 'node:fs/promises';
@@ -35,15 +36,18 @@ import { promisify } from 'node:util';
  * a crash leaves either no result or a whole one; every read re-checks length and checksum anyway
  * (disks and operators corrupt files too) and a bad file is deleted, counted and regenerated.
  * Missing results are computed once: in-process by a promise map, across processes sharing the
- * directory by an O_EXCL lock file holding the owner's PID (on tmpfs when there is one, see
- * {@link defaultLockDir}), taken over when that process is dead or the lock is older than
- * `staleLockMs`.
+ * directory by a lock: a symbolic link whose target is the owner's PID (on tmpfs when there is one,
+ * see {@link defaultLockDir}), taken over when that process is dead or the lock is older than
+ * `staleLockMs`. A symlink is created with its content in one atomic call, so no lock is ever seen
+ * without its owner (an O_EXCL file is empty until its PID is written, and a writer killed in
+ * between left an ownerless lock), and taking one is one system call instead of three.
  *
  * A result just computed is answered from memory while it is written: the fsync costs 0.3 to
  * 10 ms on the benchmark machine's disk, up to half of a 20 ms transform, and a crash before it
  * finishes loses only the file, never a response. The lock is held until the file is in place, so
  * another process waits for it rather than computing it again, and this process answers from the
- * in-flight entry meanwhile.
+ * in-flight entry meanwhile. Its framing (length, checksum) is computed then too, after the answer:
+ * the ETag comes from the key, not from the bytes (see {@link etagOf}).
  */
 const fsOpen = promisify(openFd);
 const fsWrite = promisify(write);
@@ -92,7 +96,7 @@ const LEGACY_LOCK_PREFIX = 'concord-result-locks-';
 export function defaultLockDir(dir: string): string {
   try {
     if (statSync('/dev/shm').isDirectory()) {
-      const id = createHash('sha256').update(resolve(dir)).digest('hex').slice(0, 32);
+      const id = hash('sha256', resolve(dir), 'hex').slice(0, 32);
       return join(LOCK_ROOT, id);
     }
   } catch {
@@ -109,15 +113,16 @@ export interface StoredResult {
 
 /** The key of a result: what it is made from, what is done to it, and by which encoder. */
 export function resultKey(sourceSha256: string, canonicalOps: string, encoderVersion: string): string {
-  return createHash('sha256').update(`${sourceSha256}\n${canonicalOps}\n${encoderVersion}`).digest('hex');
+  return hash('sha256', `${sourceSha256}\n${canonicalOps}\n${encoderVersion}`, 'hex');
 }
 
-function encode(body: Buffer): Buffer {
-  const header = Buffer.alloc(HEADER);
-  MAGIC.copy(header, 0);
-  header.writeUInt32BE(body.length, 4);
-  createHash('sha256').update(body).digest().copy(header, 8);
-  return Buffer.concat([header, body]);
+/** The header of a stored file for `body`: magic, length, SHA-256 (written before the body). */
+function header(body: Buffer): Buffer {
+  const head = Buffer.alloc(HEADER);
+  MAGIC.copy(head, 0);
+  head.writeUInt32BE(body.length, 4);
+  hash('sha256', body, 'buffer').copy(head, 8);
+  return head;
 }
 
 /** The body of a stored file, or null when it is not a whole, intact result. */
@@ -125,7 +130,7 @@ export function decodeResult(file: Buffer): Buffer | null {
   if (file.length < HEADER || !file.subarray(0, 4).equals(MAGIC)) return null;
   const body = file.subarray(HEADER);
   if (file.readUInt32BE(4) !== body.length) return null;
-  if (!createHash('sha256').update(body).digest().equals(file.subarray(8, HEADER))) return null;
+  if (!hash('sha256', body, 'buffer').equals(file.subarray(8, HEADER))) return null;
   return body;
 }
 
@@ -139,7 +144,7 @@ const isAlive = (pid: number): boolean => {
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** An empty lock file older than this was left by a writer killed before it wrote its PID. */
+/** An empty lock file (of an earlier version) older than this was left by a writer killed before it wrote its PID. */
 const EMPTY_LOCK_MS = 1000;
 /** How often a read moves a result's mtime (its recency for the sweeper). */
 const TOUCH_MS = 60_000;
@@ -171,7 +176,15 @@ async function readWhole(file: string): Promise<Buffer> {
   }
 }
 
-const etagOf = (sha256: Buffer) => `"${sha256.subarray(0, 16).toString('hex')}"`;
+/**
+ * The ETag of a result: weak, and derived from its key (the source's hash, the operations, the
+ * encoder version), so that it is known before the result is computed and is the same whether the
+ * result was just computed or read from disk. Weak, because the key fixes the image but not every
+ * byte: libvips picks its SIMD code by CPU, so nodes on different hardware may encode one key
+ * differently (If-None-Match compares weakly, so 304s work the same). Deriving it from the body's
+ * checksum cost the cold request a SHA-256 and a copy of the body before its answer.
+ */
+export const etagOf = (key: string): string => `W/"${key.slice(0, 32)}"`;
 
 export class ResultStore {
   private readonly inflight = new Map<string, Promise<StoredResult>>();
@@ -232,7 +245,7 @@ export class ResultStore {
       if (!info?.isDirectory() || Date.now() - info.mtimeMs <= this.staleLockMs) continue;
       for (const name of await readdir(dir).catch(() => [] as string[])) {
         const file = join(dir, name);
-        if (name.endsWith(LOCK) && (await this.staleLock(file))) await unlink(file).catch(() => undefined);
+        if (name.endsWith(LOCK)) await this.removeIfStale(file);
       }
       await rmdir(dir).catch(() => undefined);
     }
@@ -316,7 +329,7 @@ export class ResultStore {
       this.touched.set(key, now);
       await utimes(file, now / 1000, now / 1000).catch(() => undefined);
     }
-    return { body, etag: etagOf(bytes.subarray(8, HEADER)) };
+    return { body, etag: etagOf(key) };
   }
 
   /** The result (as soon as it is read or computed) and the end of its write (if it was computed). */
@@ -337,7 +350,13 @@ export class ResultStore {
         const found = existsSync(this.path(key, RESULT)) ? await this.read(key) : null;
         if (found) return found;
         if (attempt === 0) prefetch?.();
-        if (!(await this.tryLock(key))) {
+        // On tmpfs the lock is taken synchronously, so nothing here awaits before `produce` on a
+        // missing result: with its source in memory, the transform starts inside the caller's get(),
+        // before the caller's next statement (the route's source lookup, whose synchronous part
+        // would otherwise run first, ~50 µs of a cold request's main thread).
+        const locked = this.memoryLocks ? this.tryLockSync(key) : await this.tryLockAsync(key);
+        if (!locked) {
+          await this.removeIfStale(this.lockPath(key));
           await sleep(10);
           continue;
         }
@@ -363,14 +382,13 @@ export class ResultStore {
           await unlock();
           throw err;
         }
-        const file = encode(body);
         // Started after the response (setImmediate runs once the microtasks that send it are done):
-        // its first thread-pool call and callbacks would otherwise run ahead of them.
+        // its checksum, first thread-pool call and callbacks would otherwise run ahead of them.
         written = new Promise<void>((resolve) => setImmediate(resolve))
-          .then(() => this.write(key, file))
+          .then(() => this.write(key, body))
           .catch((err: unknown) => this.opts.onWriteError?.(err))
           .finally(unlock);
-        return { body, etag: etagOf(file.subarray(8, HEADER)) };
+        return { body, etag: etagOf(key) };
       }
     })();
     return {
@@ -382,50 +400,59 @@ export class ResultStore {
     };
   }
 
-  /** Takes the cross-process lock for `key`, or returns false when a live process holds it. */
-  private async tryLock(key: string, again = false): Promise<boolean> {
-    const file = this.lockPath(key);
+  /**
+   * Takes the cross-process lock of `key` on tmpfs (one symlink(2) of microseconds, no thread-pool
+   * round trip): true, or false when another process holds it.
+   */
+  private tryLockSync(key: string, again = false): boolean {
     try {
-      if (this.memoryLocks) {
-        // tmpfs: microseconds, and three thread-pool round trips fewer on the path of a cold request
-        // (each one several ms when the machine is saturated).
-        const fd = openSync(file, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY);
-        try {
-          writeSync(fd, String(process.pid));
-        } finally {
-          closeSync(fd);
-        }
-      } else {
-        const handle = await open(file, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY);
-        await handle.writeFile(String(process.pid));
-        await handle.close();
-      }
+      symlinkSync(String(process.pid), this.lockPath(key));
       return true;
     } catch (err) {
-      // The (then empty) lock directory was removed by another process sharing it as it closed, or
-      // by one sweeping lock directories as it started: recreate it and try once more at once.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        await mkdir(this.lockDir, { recursive: true });
-        return again ? false : this.tryLock(key, true);
-      }
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      // Held; or the directory went again (the caller retries shortly, as for a held lock).
+      if (code === 'EEXIST' || (code === 'ENOENT' && again)) return false;
+      if (code !== 'ENOENT') throw err;
     }
+    // The (then empty) lock directory was removed by another process sharing it as it closed, or
+    // by one sweeping lock directories as it started: recreate it and try once more at once.
+    mkdirSync(this.lockDir, { recursive: true });
+    return this.tryLockSync(key, true);
+  }
+
+  /** {@link tryLockSync} for a lock directory on disk, where a metadata write may wait for the journal. */
+  private async tryLockAsync(key: string, again = false): Promise<boolean> {
+    try {
+      await symlink(String(process.pid), this.lockPath(key));
+      return true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // Held; or the directory went again (the caller retries shortly, as for a held lock).
+      if (code === 'EEXIST' || (code === 'ENOENT' && again)) return false;
+      if (code !== 'ENOENT') throw err;
+    }
+    await mkdir(this.lockDir, { recursive: true });
+    return this.tryLockAsync(key, true);
+  }
+
+  /** Removes the lock `file` if it is left over (see {@link staleLock}), to be taken on the next try. */
+  private async removeIfStale(file: string): Promise<void> {
     if (await this.staleLock(file)) await unlink(file).catch(() => undefined);
-    return false;
   }
 
   /**
-   * Whether the lock `file` is left over: its process is dead, it is older than `staleLockMs`, or it
-   * is empty for longer than writing a PID takes. False when it went away meanwhile.
+   * Whether the lock `file` is left over: its process is dead, or it is older than `staleLockMs`.
+   * False when it went away meanwhile. A regular file is a lock of an earlier version (an O_EXCL
+   * file holding the PID), still honoured while processes of both versions share a directory: an
+   * empty one older than writing a PID takes was left by a writer killed before it wrote it.
    */
   private async staleLock(file: string): Promise<boolean> {
     try {
-      const [text, info] = await Promise.all([readFile(file, 'utf8'), stat(file)]);
-      const pid = Number(text);
+      const info = await lstat(file);
+      const owner = info.isSymbolicLink() ? await readlink(file) : await readFile(file, 'utf8');
       const age = Date.now() - info.mtimeMs;
-      // An empty lock is one being written right now, unless it is older than writing a PID takes:
-      // its writer was killed between creating and filling it (the crash test finds such locks).
-      const dead = text === '' ? age > EMPTY_LOCK_MS : Number.isSafeInteger(pid) && pid > 0 && !isAlive(pid);
+      const pid = Number(owner);
+      const dead = owner === '' ? age > EMPTY_LOCK_MS : Number.isSafeInteger(pid) && pid > 0 && !isAlive(pid);
       return dead || age > this.staleLockMs;
     } catch {
       return false;
@@ -451,7 +478,8 @@ export class ResultStore {
    *   database. Durability of a cache entry buys nothing, and the directory fsync cost a journal
    *   commit per result: the lock (which other processes wait on) is released after the rename.
    */
-  private async write(key: string, file: Buffer): Promise<void> {
+  private async write(key: string, body: Buffer): Promise<void> {
+    const file = Buffer.concat([header(body), body]);
     const temp = join(this.opts.dir, `${key}.${process.pid}.${randomBytes(6).toString('hex')}${TEMP}`);
     // Callback-style calls (promisified), not a FileHandle: 60 to 120 µs less CPU per result.
     const fd = await fsOpen(temp, 'w');

@@ -6,9 +6,11 @@ import {
   existsSync,
   mkdirSync,
   readFileSync,
+  lutimesSync,
   readdirSync,
   rmSync,
   statSync,
+  symlinkSync,
   truncateSync,
   utimesSync,
   writeFileSync,
@@ -116,6 +118,40 @@ describe('result store', () => {
     expect([transforms, await m.value()]).toEqual([3, 2]);
     await store.settled();
     expect(decodeResult(readFileSync(file))?.equals(fresh.get(v.key)!)).toBe(true);
+  });
+
+  it('names a result by a weak ETag from its key, the same when computed and when read from disk', async () => {
+    const dir = newDir();
+    const store = new ResultStore({ dir, maxBytes: 1e9, minFreeBytes: 0 });
+    await store.start();
+    const v = all[4]!;
+    const computed = await store.get(v.key, v.transform);
+    await store.settled();
+    // Another store on the directory has nothing in memory: this is the file's.
+    const reader = new ResultStore({ dir, maxBytes: 1e9, minFreeBytes: 0 });
+    const read = await reader.read(v.key);
+    expect(read?.body.equals(computed.body)).toBe(true);
+    expect(computed.etag).toMatch(/^W\/"[0-9a-f]{32}"$/);
+    expect(read?.etag).toBe(computed.etag);
+    expect((await store.get(all[5]!.key, all[5]!.transform)).etag).not.toBe(computed.etag);
+    await store.settled();
+  });
+
+  // On tmpfs the lock is a synchronous call: nothing awaits between a miss and `produce`, so a
+  // caller's transform starts inside get() (the /img route relies on it to start sharp before its
+  // own source lookup).
+  it.skipIf(!existsSync('/dev/shm'))('calls produce inside get() for a missing result', async () => {
+    const store = new ResultStore({ dir: newDir(), maxBytes: 1e9, minFreeBytes: 0 });
+    await store.start();
+    const v = all[6]!;
+    let called = false;
+    const got = store.get(v.key, () => {
+      called = true;
+      return v.transform();
+    });
+    expect(called).toBe(true);
+    await got;
+    await store.settled();
   });
 
   it('computes 200 concurrent requests for one missing result once, identical bodies', async () => {
@@ -276,7 +312,50 @@ describe('result store', () => {
     expect(readdirSync(dir)).toEqual([live]);
   });
 
-  it('takes over an empty lock left by a process killed before it wrote its PID', async () => {
+  it('takes over at once the lock of a dead process (a symlink to its PID)', async () => {
+    const dir = newDir();
+    const store = new ResultStore({ dir, maxBytes: 1e9, minFreeBytes: 0 });
+    await store.start();
+    const dead = spawn(process.execPath, ['-e', '0']);
+    await once(dead, 'exit');
+    const v = all[2]!;
+    const lock = store.lockPath(v.key);
+    mkdirSync(dirname(lock), { recursive: true });
+    symlinkSync(String(dead.pid), lock);
+    // Without the take-over this waits for staleLockMs (30 s) and the test times out.
+    const got = await Promise.race([
+      store.get(v.key, v.transform),
+      new Promise<null>((r) => setTimeout(() => r(null), 5000)),
+    ]);
+    expect(got?.body.equals(fresh.get(v.key)!)).toBe(true);
+    await store.settled();
+  });
+
+  it('waits for the lock of a live process, and takes it over once it is older than staleLockMs', async () => {
+    const dir = newDir();
+    const store = new ResultStore({ dir, maxBytes: 1e9, minFreeBytes: 0, staleLockMs: 1000 });
+    await store.start();
+    const v = all[3]!;
+    const lock = store.lockPath(v.key);
+    mkdirSync(dirname(lock), { recursive: true });
+    symlinkSync(String(process.ppid), lock); // the test runner: alive, and not this store
+    let computed = false;
+    const got = store.get(v.key, () => {
+      computed = true;
+      return v.transform();
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(computed).toBe(false); // a live owner's fresh lock is waited for
+    const past = Date.now() / 1000 - 5;
+    lutimesSync(lock, past, past); // now older than staleLockMs
+    expect((await got).body.equals(fresh.get(v.key)!)).toBe(true);
+    expect(computed).toBe(true);
+    await store.settled();
+  });
+
+  // Processes of the previous version, sharing a directory during an upgrade, lock with an O_EXCL
+  // file holding the PID, empty until it is written.
+  it('takes over an earlier version’s empty lock file left by a process killed before it wrote its PID', async () => {
     const dir = newDir();
     const store = new ResultStore({ dir, maxBytes: 1e9, minFreeBytes: 0 });
     await store.start();
@@ -287,7 +366,6 @@ describe('result store', () => {
     writeFileSync(lock, '');
     const past = Date.now() / 1000 - 5;
     utimesSync(lock, past, past);
-    // Without the take-over this waits for staleLockMs (30 s) and the test times out.
     const got = await Promise.race([
       store.get(v.key, v.transform),
       new Promise<null>((r) => setTimeout(() => r(null), 5000)),
@@ -307,7 +385,7 @@ describe('result store', () => {
       const old = Date.now() / 1000 - 3600;
       const lockDir = (dir: string, owner: number | null, mtime = old) => {
         mkdirSync(dir, { recursive: true });
-        if (owner !== null) writeFileSync(join(dir, `${'0'.repeat(64)}.lock`), String(owner));
+        if (owner !== null) symlinkSync(String(owner), join(dir, `${'0'.repeat(64)}.lock`));
         utimesSync(dir, mtime, mtime);
         return dir;
       };

@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, readdirSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { transform } from '../../src/images/transform.js';
+import { defaultLockDir, resultKey } from '../../src/images/resultStore.js';
+import { transform, transformEncoder } from '../../src/images/transform.js';
 import type { TransformOps } from '../../src/images/transformUrl.js';
 import { canonicalPath, sign, signedPath } from '../../src/images/transformUrl.js';
 import type { TestServer } from '../support/server.js';
@@ -36,6 +39,22 @@ describe('signed transform URLs', () => {
     await t?.close();
   });
   const get = (path: string, headers: Record<string, string> = {}) => fetch(`${t.url}${path}`, { headers });
+  const transforms = async () => {
+    const text = await (await fetch(`${t.url}/metrics`)).text();
+    return Number(/^concord_image_transforms_total (\d+)$/m.exec(text)?.[1]);
+  };
+  const resultDir = () => t.config.resultDir ?? join(t.config.dataDir, 'results');
+  /** Waits until the result of `o` is on disk and its lock released (it is written after its answer). */
+  const written = async (o: TransformOps) => {
+    const key = resultKey(o.source, canonicalPath(o), transformEncoder);
+    const lock = join(defaultLockDir(resultDir()), `${key}.lock`);
+    // lstat: a lock is a symlink to its owner's PID, which existsSync would follow.
+    while (!existsSync(join(resultDir(), `${key}.res`)) || lstatSync(lock, { throwIfNoEntry: false }))
+      await new Promise((r) => setTimeout(r, 5));
+  };
+  const emptyResults = () => {
+    for (const f of readdirSync(resultDir())) if (f.endsWith('.res')) unlinkSync(join(resultDir(), f));
+  };
 
   it('serves a transform signed with any configured key: byte-identical to a fresh one, immutable, ETag/304', async () => {
     const expected = await transform(source, ops, 25_000_000);
@@ -123,6 +142,69 @@ describe('signed transform URLs', () => {
     await upload(await sharp(first).negate().png().toBuffer()); // replaces (deletes) the first
     expect((await get(signedPath(NEW_KEY, old))).status).toBe(404);
     expect((await get(signedPath(NEW_KEY, { ...old, width: 32 }))).status).toBe(404);
+  });
+
+  it('names a result by a weak ETag before computing it: the same under every key, 304 without a transform', async () => {
+    const variant = { ...ops, width: 48, height: 48 };
+    const computed = await get(signedPath(NEW_KEY, variant));
+    expect(computed.status).toBe(200);
+    const etag = computed.headers.get('etag')!;
+    expect(etag).toMatch(/^W\/"[0-9a-f]{32}"$/);
+    // The key is of the result, not of the URL's signature (the store-level test checks that a
+    // result read from disk has it too).
+    const underOldKey = await get(signedPath(OLD_KEY, variant));
+    expect(underOldKey.headers.get('etag')).toBe(etag);
+    // A client holding the ETag is answered 304 with neither the result nor a transform: with the
+    // result gone from disk, a 200 would have had to compute it again.
+    await written(variant);
+    emptyResults();
+    const before = await transforms();
+    const again = await get(signedPath(NEW_KEY, variant), { 'if-none-match': etag });
+    expect(again.status).toBe(304);
+    expect(again.headers.get('etag')).toBe(etag);
+    expect(again.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    expect(await transforms()).toBe(before);
+    // Another ETag is not this result's: computed and sent.
+    const other = await get(signedPath(NEW_KEY, variant), { 'if-none-match': 'W/"0123"' });
+    expect(other.status).toBe(200);
+    expect(await transforms()).toBe(before + 1);
+  });
+
+  it('answers errors without the immutable cache headers of a result, and 404 a deleted source despite its ETag', async () => {
+    const user = await t.createUser({ email: 'deleted-source@example.com' });
+    const auth = `Basic ${Buffer.from(`${user.email}:${user.apiKey}`).toString('base64')}`;
+    const png = await sharp({ create: { width: 70, height: 70, channels: 3, background: '#2060a0' } })
+      .png()
+      .toBuffer();
+    const form = new FormData();
+    form.append('file', new Blob([png]), 'a.png');
+    const up = await fetch(`${t.url}/api/v1/users/me/avatar`, {
+      method: 'POST',
+      headers: { authorization: auth },
+      body: form,
+    });
+    expect(up.status).toBe(200);
+    const mine = { ...ops, source: createHash('sha256').update(png).digest('hex') };
+    const ok = await get(signedPath(NEW_KEY, mine));
+    expect(ok.status).toBe(200);
+    const etag = ok.headers.get('etag')!;
+    const del = await fetch(`${t.url}/api/v1/users/me/avatar`, {
+      method: 'DELETE',
+      headers: { authorization: auth },
+    });
+    expect(del.status).toBe(200);
+    const answers = [
+      await get(signedPath(NEW_KEY, mine), { 'if-none-match': etag }), // 404: no longer stored
+      await get(signedPath(NEW_KEY, mine)), // 404
+      await get(`/img/${'A'.repeat(43)}/${canonicalPath(ops)}`), // 403
+      await get(signedPath(NEW_KEY, { ...ops, width: 17 })), // 400
+    ];
+    expect(answers.map((r) => r.status)).toEqual([404, 404, 403, 400]);
+    for (const r of answers) {
+      expect(r.headers.get('cache-control') ?? '').not.toContain('immutable');
+      expect(r.headers.get('etag')).toBeNull();
+      expect(await r.json()).toMatchObject({ result: 'error' });
+    }
   });
 
   it('refuses every URL when no keys are configured', async () => {

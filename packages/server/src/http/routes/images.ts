@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { ConcordError, fail } from '../../errors.js';
 import type { ResultStore } from '../../images/resultStore.js';
-import { resultKey } from '../../images/resultStore.js';
+import { etagOf, resultKey } from '../../images/resultStore.js';
 import type { Sources } from '../../images/sources.js';
 import { refusedOverLimit, transform, transformEncoder } from '../../images/transform.js';
 import { parseOps, verify } from '../../images/transformUrl.js';
@@ -30,6 +30,13 @@ export function imageRoutes(
     const ops = parseOps(canonical);
     if (typeof ops === 'string') throw fail.invalid('image URL', ops);
     const key = resultKey(ops.source, canonical, transformEncoder);
+    const etag = etagOf(key);
+    // The ETag names the result before it exists: a client holding it is answered without reading
+    // or computing anything, once the source is known to be still stored.
+    if (req.headers['if-none-match'] === etag) {
+      if (!(await sources.exists(ops.source))) throw new ConcordError('NOT_FOUND', 'No such stored image');
+      return reply.code(304).header('cache-control', IMMUTABLE).header('etag', etag).send();
+    }
     let content: Promise<Buffer | undefined> | undefined;
     const readSource = () => (content ??= sources.read(ops.source));
     const produce = async () => {
@@ -56,9 +63,12 @@ export function imageRoutes(
     // look it up again, though the result is still answered from memory while it is written.
     if (!joined && !(await sources.exists(ops.source)))
       throw new ConcordError('NOT_FOUND', 'No such stored image');
-    const { body, etag } = await result;
-    reply.header('cache-control', IMMUTABLE).header('etag', etag);
-    if (req.headers['if-none-match'] === etag) return reply.code(304).send();
-    return reply.type(`image/${ops.format}`).header('x-content-type-options', 'nosniff').send(body);
+    const { body } = await result;
+    return reply
+      .type(`image/${ops.format}`)
+      .header('cache-control', IMMUTABLE)
+      .header('etag', etag)
+      .header('x-content-type-options', 'nosniff')
+      .send(body);
   });
 }

@@ -213,6 +213,9 @@ const rows: Row[] = [
   ['event socket without an upgrade', req('GET', '/events/socket', [['queue_id', 'nope']]), 400, 'BAD_REQUEST', 'WebSocket'],
   // the HTTP edge
   ['an unknown endpoint', req('GET', '/no/such/thing'), 404, 'NOT_FOUND', '/api/v1/no/such/thing'],
+  // The body parsers live in the API routes' context (http/app.ts): a body to no route is still 404.
+  ['a multipart body to an unknown endpoint', body('POST', '/no/such/thing', 'multipart/form-data; boundary=zz', '--zz\r\nContent-Disposition: form-data; name="a"\r\n\r\nb\r\n--zz--'), 404, 'NOT_FOUND', '/api/v1/no/such/thing'],
+  ['a form body to an unknown endpoint', body('POST', '/no/such/thing', FORM, 'a=b'), 404, 'NOT_FOUND', '/api/v1/no/such/thing'],
   ['an unknown HTTP method', (w) => ({ ...req('GET', '/users/me')(w), method: 'BREW' }), 400, 'BAD_REQUEST', 'HTTP request'],
   ['a query string over the header limit', req('GET', '/users', [['user_ids', long(20_000)]]), 431, 'HEADERS_TOO_LARGE', 'headers'],
 ];

@@ -21,6 +21,10 @@ import { startConcord } from './processes.js';
  *   `static <dir>`            @fastify/static serving `dir` (the peer of a cached variant);
  *   `sharp <source>`          on each stdin line (operations as JSON), the bare sharp pipeline once;
  *                             prints its ms, the CPU ms of the process (all threads) and the SHA-256;
+ *   `sharp-http <dir>`        the bare sharp pipeline behind a bare Fastify route (the least an HTTP
+ *                             image server can do): `GET /{file}/{fit}/{W}x{H}/{format}/q{quality}`
+ *                             transforms `dir/file`, read into memory at start, and sends the bytes;
+ *                             `GET /cpu`: the CPU ms the process has used (all threads);
  *   `burst <url> <n>`         n keep-alive connections; on each stdin line, n concurrent GETs of url;
  *                             prints the time until all n answered and whether the bodies agree.
  */
@@ -230,6 +234,24 @@ export async function startLineChild(mode: 'sharp' | 'burst', args: string[]): P
   };
 }
 
+/**
+ * The arguments of {@link startChild} for the `sharp-http` child over the `.jpg` files of `dir`; its
+ * URL of one transform is `${url}${sharpHttpPath(file, ops)}`.
+ */
+export function sharpHttpArgs(dir: string): [string, string[], RegExp] {
+  return [fileURLToPath(import.meta.url), ['sharp-http', dir], /sharp http server at (http:\/\/\S+)/];
+}
+
+/** The CPU ms the `sharp-http` child at `url` has used (all threads). */
+export async function sharpHttpCpuMs(url: string): Promise<number> {
+  return (JSON.parse((await get(`${url}/cpu`)).body.toString()) as { ms: number }).ms;
+}
+
+/** The path of one transform of `file` on the `sharp-http` child. */
+export function sharpHttpPath(file: string, o: Omit<TransformOps, 'source'>): string {
+  return `/${file}/${o.fit}/${o.width}x${o.height}/${o.format}/q${o.quality}`;
+}
+
 /** Writes `body` to `dir/name` and starts @fastify/static on `dir` in its own process. */
 export function staticServerArgs(dir: string, name: string, body: Buffer): [string, string[], RegExp] {
   writeFileSync(join(dir, name), body);
@@ -244,6 +266,40 @@ async function childMain(mode: string, args: string[]): Promise<void> {
     const app = Fastify({ logger: false });
     await app.register(fastifyStatic, { root: args[0]!, maxAge: 31536000 * 1000, immutable: true });
     console.log(`static server at ${await app.listen({ host: '127.0.0.1', port: 0 })}`);
+  } else if (mode === 'sharp-http') {
+    const { readFileSync } = await import('node:fs');
+    const { default: Fastify } = await import('fastify');
+    // Every picture in memory before the first request, as the `sharp` child holds its sources.
+    const files = new Map(
+      readdirSync(args[0]!)
+        .filter((f) => f.endsWith('.jpg'))
+        .map((f) => [f, readFileSync(join(args[0]!, f))] as const),
+    );
+    const app = Fastify({ logger: false });
+    app.get('/cpu', async () => {
+      const used = process.cpuUsage();
+      return { ms: (used.user + used.system) / 1000 };
+    });
+    app.get<{ Params: { file: string; fit: string; size: string; format: string; q: string } }>(
+      '/:file/:fit/:size/:format/:q',
+      async (req, reply) => {
+        const p = req.params;
+        const [width, height] = p.size.split('x').map(Number) as [number, number];
+        const ops = { fit: p.fit as TransformOps['fit'], width, height, quality: Number(p.q.slice(1)) };
+        const format = p.format as TransformOps['format'];
+        const body = await bareTransform(files.get(p.file)!, { ...ops, format, source: '' });
+        return reply.type(`image/${format}`).send(body);
+      },
+    );
+    await bareTransform(files.values().next().value!, {
+      fit: 'fill',
+      width: 64,
+      height: 64,
+      format: 'webp',
+      quality: 80,
+      source: '',
+    });
+    console.log(`sharp http server at ${await app.listen({ host: '127.0.0.1', port: 0 })}`);
   } else if (mode === 'sharp') {
     const { readFileSync } = await import('node:fs');
     const sources = new Map<string, Buffer>([['', readFileSync(args[0]!)]]);

@@ -78,9 +78,16 @@ export interface ResultStoreOptions {
   lockDir?: string;
 }
 
-/** Where the lock directories of all result directories go when there is a tmpfs. */
-const LOCK_ROOT = '/dev/shm/concord-result-locks';
-/** The flat layout before LOCK_ROOT (`/dev/shm/concord-result-locks-{id}`), cleaned up too. */
+/**
+ * Where the lock directories of all result directories go when there is a tmpfs. Its own root for
+ * symlink locks: a process of the previous version (O_EXCL lock files under `PREVIOUS_LOCK_ROOT`)
+ * reads a symlink's target as a file, finds none, and would wait forever on a lock left by a killed
+ * process of this version. Apart, the two versions at worst both compute a result once during an
+ * upgrade or a rollback (each write is a rename of a whole file, so either is served whole).
+ */
+const LOCK_ROOT = '/dev/shm/concord-result-links';
+/** Lock directories of earlier versions, swept at start: their root, and the flat layout before it. */
+const PREVIOUS_LOCK_ROOT = '/dev/shm/concord-result-locks';
 const LEGACY_LOCK_PREFIX = 'concord-result-locks-';
 
 /**
@@ -107,7 +114,7 @@ export function defaultLockDir(dir: string): string {
 
 export interface StoredResult {
   body: Buffer;
-  /** Strong ETag: derived from the body's checksum. */
+  /** Weak ETag, derived from the result's key (see {@link etagOf}). */
   etag: string;
 }
 
@@ -144,7 +151,7 @@ const isAlive = (pid: number): boolean => {
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** An empty lock file (of an earlier version) older than this was left by a writer killed before it wrote its PID. */
+/** An earlier version's empty lock file older than this was left by a writer killed before its PID. */
 const EMPTY_LOCK_MS = 1000;
 /** How often a read moves a result's mtime (its recency for the sweeper). */
 const TOUCH_MS = 60_000;
@@ -226,16 +233,19 @@ export class ResultStore {
   }
 
   /**
-   * Every lock directory under the lock root (and of the legacy flat layout) unchanged for
+   * Every lock directory under the lock root (and of earlier versions' layouts) unchanged for
    * `staleLockMs`: its stale locks out, then the directory if that left it empty. A lock taken or
    * released changes its directory's mtime, so one in use is left alone (its stale locks are taken
-   * over when wanted, see {@link tryLock}); rmdir refuses one still holding a lock, and a process
-   * whose idle directory was removed recreates it in {@link tryLock}.
+   * over when wanted, see {@link removeIfStale}); rmdir refuses one still holding a lock, and a
+   * process whose idle directory was removed recreates it in {@link tryLockSync}.
    */
   private async sweepLockDirs(): Promise<void> {
     const root = dirname(this.lockDir);
-    const dirs = (await readdir(root).catch(() => [] as string[])).map((name) => join(root, name));
+    const within = async (dir: string) =>
+      (await readdir(dir).catch(() => [] as string[])).map((name) => join(dir, name));
+    const dirs = await within(root);
     if (root === LOCK_ROOT) {
+      dirs.push(...(await within(PREVIOUS_LOCK_ROOT)));
       const legacy = await readdir('/dev/shm').catch(() => [] as string[]);
       for (const name of legacy) if (name.startsWith(LEGACY_LOCK_PREFIX)) dirs.push(join('/dev/shm', name));
     }
@@ -249,6 +259,7 @@ export class ResultStore {
       }
       await rmdir(dir).catch(() => undefined);
     }
+    if (root === LOCK_ROOT) await rmdir(PREVIOUS_LOCK_ROOT).catch(() => undefined);
   }
 
   /** The lock file of `key` (in the lock directory, see {@link defaultLockDir}). */
@@ -269,20 +280,23 @@ export class ResultStore {
    * taken: the caller starts reading its input there, overlapping the lock's file operations.
    */
   get(key: string, produce: () => Promise<Buffer>, prefetch?: () => void): Promise<StoredResult> {
-    let pending = this.inflight.get(key);
-    if (!pending) {
-      const entry = this.load(key, produce, prefetch);
-      pending = entry.result;
-      this.inflight.set(key, pending);
-      this.unanswered.add(key);
-      const answered = () => void this.unanswered.delete(key);
-      void pending.then(answered, answered);
-      // Kept until the file is written, so that this process answers from memory meanwhile.
-      const done = entry.written.finally(() => this.inflight.delete(key));
-      this.writing.add(done);
-      void done.finally(() => this.writing.delete(done));
-    }
-    return pending;
+    const pending = this.inflight.get(key);
+    if (pending) return pending;
+    // Registered before load() runs: it may call `prefetch` and `produce` synchronously, and one
+    // that asked for this key again must join this get, not start a second one.
+    let settle!: [(result: StoredResult) => void, (err: unknown) => void];
+    const result = new Promise<StoredResult>((resolve, reject) => (settle = [resolve, reject]));
+    this.inflight.set(key, result);
+    this.unanswered.add(key);
+    const answered = () => void this.unanswered.delete(key);
+    void result.then(answered, answered);
+    const entry = this.load(key, produce, prefetch);
+    entry.result.then(...settle);
+    // Kept until the file is written, so that this process answers from memory meanwhile.
+    const done = entry.written.finally(() => this.inflight.delete(key));
+    this.writing.add(done);
+    void done.finally(() => this.writing.delete(done));
+    return result;
   }
 
   /**
@@ -443,8 +457,8 @@ export class ResultStore {
   /**
    * Whether the lock `file` is left over: its process is dead, or it is older than `staleLockMs`.
    * False when it went away meanwhile. A regular file is a lock of an earlier version (an O_EXCL
-   * file holding the PID), still honoured while processes of both versions share a directory: an
-   * empty one older than writing a PID takes was left by a writer killed before it wrote it.
+   * file holding the PID), met when sweeping its directories: an empty one older than writing a
+   * PID takes was left by a writer killed before it wrote it.
    */
   private async staleLock(file: string): Promise<boolean> {
     try {

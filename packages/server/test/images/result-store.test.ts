@@ -154,6 +154,25 @@ describe('result store', () => {
     await store.settled();
   });
 
+  it('lets a produce that asks for its own key again join its get, not start another', async () => {
+    const store = new ResultStore({ dir: newDir(), maxBytes: 1e9, minFreeBytes: 0 });
+    await store.start();
+    const v = all[7]!;
+    let inner: Promise<unknown> | undefined;
+    let transforms = 0;
+    const outer = store.get(v.key, () => {
+      transforms += 1;
+      // Without the entry registered first, this started a second load that waited on the first's
+      // lock (this process's own, alive) for staleLockMs.
+      inner ??= store.get(v.key, () => Promise.reject(new Error('a second transform')));
+      return v.transform();
+    });
+    expect(inner).toBe(outer);
+    expect((await outer).body.equals(fresh.get(v.key)!)).toBe(true);
+    expect(transforms).toBe(1);
+    await store.settled();
+  });
+
   it('computes 200 concurrent requests for one missing result once, identical bodies', async () => {
     const store = new ResultStore({ dir: newDir(), maxBytes: 1e9, minFreeBytes: 0 });
     await store.start();
@@ -353,27 +372,6 @@ describe('result store', () => {
     await store.settled();
   });
 
-  // Processes of the previous version, sharing a directory during an upgrade, lock with an O_EXCL
-  // file holding the PID, empty until it is written.
-  it('takes over an earlier version’s empty lock file left by a process killed before it wrote its PID', async () => {
-    const dir = newDir();
-    const store = new ResultStore({ dir, maxBytes: 1e9, minFreeBytes: 0 });
-    await store.start();
-    const v = all[2]!;
-    const lock = store.lockPath(v.key);
-    // Another test's store may have swept the (empty, idle) lock directory since this one started.
-    mkdirSync(dirname(lock), { recursive: true });
-    writeFileSync(lock, '');
-    const past = Date.now() / 1000 - 5;
-    utimesSync(lock, past, past);
-    const got = await Promise.race([
-      store.get(v.key, v.transform),
-      new Promise<null>((r) => setTimeout(() => r(null), 5000)),
-    ]);
-    expect(got?.body.equals(fresh.get(v.key)!)).toBe(true);
-    await store.settled();
-  });
-
   // Without /dev/shm (macOS, some containers) locks sit beside the results: nothing to leave behind.
   it.skipIf(!existsSync('/dev/shm'))(
     'removes lock directories left behind at start, not those in use or used recently',
@@ -389,14 +387,29 @@ describe('result store', () => {
         utimesSync(dir, mtime, mtime);
         return dir;
       };
+      // The previous version's layout: O_EXCL lock files holding the PID (empty until written).
+      const previous = '/dev/shm/concord-result-locks';
+      // The directory idle for an hour; the lock taken `age` seconds ago.
+      const fileLock = (dir: string, text: string, age = 3600) => {
+        mkdirSync(dir, { recursive: true });
+        const file = join(dir, `${'1'.repeat(64)}.lock`);
+        writeFileSync(file, text);
+        utimesSync(file, Date.now() / 1000 - age, Date.now() / 1000 - age);
+        utimesSync(dir, old, old);
+        return dir;
+      };
       const id = `test-${process.pid}-${Date.now()}`;
       const left = lockDir(join(root, `${id}-left`), dead.pid!); // its process was killed
-      const legacy = lockDir(join('/dev/shm', `concord-result-locks-${id}`), null); // the old layout
+      const legacy = lockDir(join('/dev/shm', `concord-result-locks-${id}`), null); // the flat layout
       const held = lockDir(join(root, `${id}-held`), process.pid); // a live process holds a lock
       const idle = lockDir(join(root, `${id}-idle`), null, Date.now() / 1000); // used a moment ago
+      const oldLeft = fileLock(join(previous, `${id}-left`), String(dead.pid), 5); // previous version's
+      const oldEmpty = fileLock(join(previous, `${id}-empty`), '', 5); // killed before writing its PID
+      const oldHeld = fileLock(join(previous, `${id}-held`), String(process.pid), 0); // alive, fresh
       await store.start();
-      expect([left, legacy, held, idle].map((d) => existsSync(d))).toEqual([false, false, true, true]);
-      for (const d of [held, idle]) rmSync(d, { recursive: true, force: true });
+      const after = [left, legacy, held, idle, oldLeft, oldEmpty, oldHeld].map((d) => existsSync(d));
+      expect(after).toEqual([false, false, true, true, false, false, true]);
+      for (const d of [held, idle, oldHeld]) rmSync(d, { recursive: true, force: true });
     },
   );
 

@@ -80,6 +80,9 @@ describe('configured image limits', () => {
     );
     const avatar = await fetch(`${t.url}/avatar/${u.id}/v${version}?s=64`);
     expect(avatar.status).toBe(400);
+    // An error must not be cached like the image it stands for (a year, immutable).
+    expect(avatar.headers.get('cache-control') ?? '').not.toContain('immutable');
+    expect(avatar.headers.get('etag')).toBeNull();
     expect(((await avatar.json()) as { msg: string }).msg).toBe(
       `The stored image has more pixels than the ${MAX_PIXELS} allowed`,
     );
@@ -93,6 +96,7 @@ describe('configured image limits', () => {
     });
     const img = await fetch(`${t.url}${path}`);
     expect(img.status).toBe(400);
+    expect(img.headers.get('cache-control') ?? '').not.toContain('immutable');
     expect(((await img.json()) as { msg: string }).msg).toMatch(/more pixels than the 10000 allowed/);
   });
 });

@@ -164,6 +164,20 @@ describe('signed transform URLs', () => {
     expect(again.headers.get('etag')).toBe(etag);
     expect(again.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
     expect(await transforms()).toBe(before);
+    // If-None-Match compared as RFC 9110 says (weakly, lists, `*`), all without a transform.
+    const strong = etag.slice(2);
+    for (const header of [strong, `W/"0123", ${etag}`, `"0123",${strong}`, '*']) {
+      const res = await get(signedPath(NEW_KEY, variant), { 'if-none-match': header });
+      expect(res.status, header).toBe(304);
+    }
+    expect(await transforms()).toBe(before);
+    // Under no-cache too, which fetch() adds to any request with a conditional header.
+    const noCache = await get(signedPath(NEW_KEY, variant), {
+      'if-none-match': etag,
+      'cache-control': 'no-cache',
+    });
+    expect(noCache.status).toBe(304);
+    expect(await transforms()).toBe(before);
     // Another ETag is not this result's: computed and sent.
     const other = await get(signedPath(NEW_KEY, variant), { 'if-none-match': 'W/"0123"' });
     expect(other.status).toBe(200);

@@ -9,11 +9,11 @@ import { ResultStore, resultKey } from '../../images/resultStore.js';
 import { Sources } from '../../images/sources.js';
 import { refusedOverLimit } from '../../images/transform.js';
 import { avatarSizes, defaultAvatarSize, defaultAvatarSvg } from '../../images/defaultAvatar.js';
+import { immutable, notModified } from '../conditional.js';
 import type { AppContext } from '../context.js';
 import { avatarUrl } from '../presenters/user.js';
 import { imageRoutes } from './images.js';
 
-const IMMUTABLE = 'public, max-age=31536000, immutable';
 /** Redirects to the current version may change with the next avatar: cache them only briefly. */
 const BRIEF = 'public, max-age=60';
 /** Part of every result key: a new sharp/libvips may encode differently, so its results are new ones. */
@@ -70,8 +70,7 @@ export function avatarRoutes(http: FastifyInstance, app: AppContext): void {
       if (req.params.version !== String(user.avatar_version))
         return reply.header('cache-control', BRIEF).redirect(current(user, s), 302);
       const etag = `"avatar-${user.id}-${user.avatar_version}-${s}"`;
-      reply.header('cache-control', IMMUTABLE).header('etag', etag);
-      if (req.headers['if-none-match'] === etag) return reply.code(304).send();
+      if (notModified(req, etag)) return immutable(reply.code(304), etag).send();
       // The upload's bytes are read only when a size must be rendered (see images.ts).
       const uploaded = await app.store.db
         .selectFrom('avatars')
@@ -95,9 +94,12 @@ export function avatarRoutes(http: FastifyInstance, app: AppContext): void {
         // As in images.ts: the source is read while the result store takes its lock.
         const prefetch = () => void readSource().catch(() => undefined);
         const { body } = await results.get(key, produce, prefetch);
-        return reply.type('image/png').header('x-content-type-options', 'nosniff').send(body);
+        return immutable(reply, etag)
+          .type('image/png')
+          .header('x-content-type-options', 'nosniff')
+          .send(body);
       }
-      return reply
+      return immutable(reply, etag)
         .type('image/svg+xml')
         .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'")
         .header('x-content-type-options', 'nosniff')

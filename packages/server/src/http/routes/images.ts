@@ -5,9 +5,8 @@ import { etagOf, resultKey } from '../../images/resultStore.js';
 import type { Sources } from '../../images/sources.js';
 import { refusedOverLimit, transform, transformEncoder } from '../../images/transform.js';
 import { parseOps, verify } from '../../images/transformUrl.js';
+import { immutable, notModified } from '../conditional.js';
 import type { AppContext } from '../context.js';
-
-const IMMUTABLE = 'public, max-age=31536000, immutable';
 
 /**
  * Signed transform URLs (see images/transformUrl.ts). Without configured keys every URL is refused.
@@ -32,10 +31,10 @@ export function imageRoutes(
     const key = resultKey(ops.source, canonical, transformEncoder);
     const etag = etagOf(key);
     // The ETag names the result before it exists: a client holding it is answered without reading
-    // or computing anything, once the source is known to be still stored.
-    if (req.headers['if-none-match'] === etag) {
+    // or computing the image, once the source is known to be still stored.
+    if (notModified(req, etag)) {
       if (!(await sources.exists(ops.source))) throw new ConcordError('NOT_FOUND', 'No such stored image');
-      return reply.code(304).header('cache-control', IMMUTABLE).header('etag', etag).send();
+      return immutable(reply.code(304), etag).send();
     }
     let content: Promise<Buffer | undefined> | undefined;
     const readSource = () => (content ??= sources.read(ops.source));
@@ -64,10 +63,8 @@ export function imageRoutes(
     if (!joined && !(await sources.exists(ops.source)))
       throw new ConcordError('NOT_FOUND', 'No such stored image');
     const { body } = await result;
-    return reply
+    return immutable(reply, etag)
       .type(`image/${ops.format}`)
-      .header('cache-control', IMMUTABLE)
-      .header('etag', etag)
       .header('x-content-type-options', 'nosniff')
       .send(body);
   });

@@ -49,9 +49,10 @@ import { printTable, report, summarize } from './lib/report.js';
  * sharp's settings are the same in all processes: none sets any (concurrency, libvips' operation
  * cache: their defaults, printed below), and all inherit this process's environment.
  *
- * The CPU lines: the server's CPU over the measured rounds (all threads, writing the results
- * included) less what it spends idle over the same time (timers and polls, measured for 2 s before
- * the rounds), per transform, against the bare process's CPU around each transform.
+ * The CPU lines: each server's CPU over the measured rounds (all threads, Concord's writing of the
+ * results included) less what it spends idle over the same time (timers and polls, measured for 2 s
+ * once it is warm), per transform, against the bare process's CPU around each transform and the
+ * bare HTTP server's over the same rounds.
  */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 60);
 const DB_ROUNDS = Number(process.env.BENCH_DB_ROUNDS ?? 24);
@@ -101,6 +102,15 @@ const samples = new Map(
 );
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
+/**
+ * The CPU ms a process used since a reading of `from`, less what one reading costs (measured by a
+ * second one): the first reading's own work falls after its value was taken.
+ */
+async function cpuSince(read: () => Promise<number>, from: number): Promise<number> {
+  const now = await read();
+  return now - from - ((await read()) - now);
+}
+
 const source = await sourcePhoto();
 // The "db" sources: the same for every instance (each uploads the ones of its rounds).
 const dbPhotos = await Promise.all(
@@ -122,12 +132,26 @@ for (let instance = 0; instance < INSTANCES; instance++) {
     const httpUrl = overHttp.match[1]!;
     try {
       settings ||= await bare.ask('settings');
-      // The server's CPU while idle (timers, polls), subtracted from its CPU per transform below.
-      const idleStart = await serverCpuSeconds(server.url);
+      const concordCpu = async () => (await serverCpuSeconds(server.url)) * 1000;
+      const httpCpu = () => sharpHttpCpuMs(httpUrl);
+      // Both servers warm (cold transforms, as in the rounds) before their CPU while idle (timers,
+      // polls) is measured, to be subtracted from their CPU per transform below: right after start-up
+      // and the uploads, garbage collection and compilation still run, and counted as idle they
+      // would lower Concord's figure.
+      for (let i = 0; i < WARMUP; i++) {
+        await server.clearResults();
+        await get(`${server.url}${server.path(VARIANTS[0]!)}`);
+        await get(`${httpUrl}${sharpHttpPath('source.jpg', VARIANTS[0]!)}`);
+      }
+      await server.settle();
+      const [idleConcordFrom, idleHttpFrom] = [await concordCpu(), await httpCpu()];
       const idleFrom = performance.now();
       await new Promise((r) => setTimeout(r, 2000));
-      const idleCpuPerMs =
-        ((await serverCpuSeconds(server.url)) - idleStart) / (performance.now() - idleFrom);
+      const idleMs = performance.now() - idleFrom;
+      const idlePerMs = {
+        concord: (await cpuSince(concordCpu, idleConcordFrom)) / idleMs,
+        http: (await cpuSince(httpCpu, idleHttpFrom)) / idleMs,
+      };
       for (const { ops, name, rounds, db } of CASES) {
         const s = samples.get(name)!;
         const measured = share(rounds, instance);
@@ -140,8 +164,8 @@ for (let instance = 0; instance < INSTANCES; instance++) {
           // over the measured rounds (from its /metrics, one scrape before and after) against the
           // bare pipeline's.
           if (r === 0) {
-            serverCpuBefore = await serverCpuSeconds(server.url);
-            httpCpuBefore = await sharpHttpCpuMs(httpUrl);
+            serverCpuBefore = await concordCpu();
+            httpCpuBefore = await httpCpu();
             measuredFrom = performance.now();
           }
           const other = db ? others[r + WARMUP]! : undefined;
@@ -178,7 +202,9 @@ for (let instance = 0; instance < INSTANCES; instance++) {
             },
           };
           // The order rotates, so that none of the three is always the one after another's.
-          const order = (['concord', 'bare', 'http'] as const).map((_, k, all) => all[(k + r + WARMUP) % 3]!);
+          // Rotating on the rounds this case measured so far, across instances: each order as often.
+          const turn = s.concord.length;
+          const order = (['concord', 'bare', 'http'] as const).map((_, k, all) => all[(k + turn) % 3]!);
           const got: Partial<Record<(typeof order)[number], { ms: number; sha256: string; bytes?: number }>> =
             {};
           for (const side of order) got[side] = await timed[side]();
@@ -203,16 +229,12 @@ for (let instance = 0; instance < INSTANCES; instance++) {
         const transforms = (await serverMetric(server.url, TRANSFORMS)) - transformsBefore;
         if (transforms !== WARMUP + measured)
           throw new Error(`${WARMUP + measured} cold requests but ${transforms} transforms`);
-        // A scrape's own cost, measured by a second one, is subtracted once; so is the CPU the server
-        // spends idle over the same time.
-        const serverCpuAfter = await serverCpuSeconds(server.url);
-        const idleMs = (performance.now() - measuredFrom) * idleCpuPerMs * 1000;
-        const scrape = (await serverCpuSeconds(server.url)) - serverCpuAfter;
-        s.concordCpuMs += (serverCpuAfter - serverCpuBefore - scrape) * 1000 - idleMs;
-        s.idleCpuMs += idleMs;
-        // The bare HTTP server has no timers: its CPU over the rounds, less one /cpu request's.
-        const httpCpuAfter = await sharpHttpCpuMs(httpUrl);
-        s.httpCpuMs += httpCpuAfter - httpCpuBefore - ((await sharpHttpCpuMs(httpUrl)) - httpCpuAfter);
+        // Each server's CPU over the rounds, less one reading's and less what it spends idle over the
+        // same time.
+        const elapsed = performance.now() - measuredFrom;
+        s.concordCpuMs += (await cpuSince(concordCpu, serverCpuBefore)) - elapsed * idlePerMs.concord;
+        s.idleCpuMs += elapsed * idlePerMs.concord;
+        s.httpCpuMs += (await cpuSince(httpCpu, httpCpuBefore)) - elapsed * idlePerMs.http;
       }
     } finally {
       await bare.stop();

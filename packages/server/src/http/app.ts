@@ -256,7 +256,8 @@ export async function buildApp(app: AppContext): Promise<FastifyInstance> {
   // because @fastify/multipart's hooks run on every request of its context: an async preValidation
   // and an async onResponse, a promise each even without a body (~50 µs of a cold /img request
   // before its transform starts, measured). A body sent to a path of no route is still answered
-  // 404 (Fastify parses no body for its not-found handler).
+  // 404: the not-found handler is the root's, whose parsers (JSON, plain text) still run, and a body
+  // of a type it has none for is skipped for a not-found request.
   await http.register(async (api) => {
     await api.register(formbody);
     await api.register(multipart, {

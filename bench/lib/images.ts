@@ -258,6 +258,18 @@ export function staticServerArgs(dir: string, name: string, body: Buffer): [stri
   return [fileURLToPath(import.meta.url), ['static', dir], /static server at (http:\/\/\S+)/];
 }
 
+/** One small transform, so that sharp is loaded and its first-call costs are paid before timing. */
+function warmUp(source: Buffer): Promise<Buffer> {
+  return bareTransform(source, {
+    fit: 'fill',
+    width: 64,
+    height: 64,
+    format: 'webp',
+    quality: 80,
+    source: '',
+  });
+}
+
 async function childMain(mode: string, args: string[]): Promise<void> {
   const input = createInterface({ input: process.stdin });
   if (mode === 'static') {
@@ -291,26 +303,12 @@ async function childMain(mode: string, args: string[]): Promise<void> {
         return reply.type(`image/${format}`).send(body);
       },
     );
-    await bareTransform(files.values().next().value!, {
-      fit: 'fill',
-      width: 64,
-      height: 64,
-      format: 'webp',
-      quality: 80,
-      source: '',
-    });
+    await warmUp(files.values().next().value!);
     console.log(`sharp http server at ${await app.listen({ host: '127.0.0.1', port: 0 })}`);
   } else if (mode === 'sharp') {
     const { readFileSync } = await import('node:fs');
     const sources = new Map<string, Buffer>([['', readFileSync(args[0]!)]]);
-    await bareTransform(sources.get('')!, {
-      fit: 'fill',
-      width: 64,
-      height: 64,
-      format: 'webp',
-      quality: 80,
-      source: '',
-    });
+    await warmUp(sources.get('')!);
     console.log('ready');
     for await (const line of input) {
       if (line === 'settings') {

@@ -7,7 +7,7 @@ import { defaultLockDir, resultKey } from '../../src/images/resultStore.js';
 import { transform, transformEncoder } from '../../src/images/transform.js';
 import type { TransformOps } from '../../src/images/transformUrl.js';
 import { canonicalPath, sign, signedPath } from '../../src/images/transformUrl.js';
-import type { TestServer } from '../support/server.js';
+import type { Credentials, TestServer } from '../support/server.js';
 import { startTestServer } from '../support/server.js';
 
 const OLD_KEY = 'old-image-key-old-image-key-0123456789';
@@ -23,15 +23,7 @@ describe('signed transform URLs', () => {
     source = await sharp({ create: { width: 120, height: 80, channels: 3, background: '#20a060' } })
       .png()
       .toBuffer();
-    const form = new FormData();
-    form.append('file', new Blob([source]), 'a.png');
-    const auth = `Basic ${Buffer.from(`${t.owner.email}:${t.owner.apiKey}`).toString('base64')}`;
-    const res = await fetch(`${t.url}/api/v1/users/me/avatar`, {
-      method: 'POST',
-      headers: { authorization: auth },
-      body: form,
-    });
-    expect(res.status).toBe(200);
+    await upload(t.owner, source);
     const sha = createHash('sha256').update(source).digest('hex');
     ops = { fit: 'fill', width: 64, height: 32, format: 'webp', quality: 80, source: sha };
   });
@@ -39,6 +31,17 @@ describe('signed transform URLs', () => {
     await t?.close();
   });
   const get = (path: string, headers: Record<string, string> = {}) => fetch(`${t.url}${path}`, { headers });
+  /** Uploads `png` as `who`'s avatar (so as a stored source). */
+  const upload = async (who: Credentials, png: Buffer) => {
+    const form = new FormData();
+    form.append('file', new Blob([png]), 'a.png');
+    const res = await fetch(`${t.url}/api/v1/users/me/avatar`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`${who.email}:${who.apiKey}`).toString('base64')}` },
+      body: form,
+    });
+    expect(res.status).toBe(200);
+  };
   const transforms = async () => {
     const text = await (await fetch(`${t.url}/metrics`)).text();
     return Number(/^concord_image_transforms_total (\d+)$/m.exec(text)?.[1]);
@@ -121,25 +124,14 @@ describe('signed transform URLs', () => {
 
   it('answers 404 for a source no longer stored, though its bytes are in memory and a result of it on disk', async () => {
     const user = await t.createUser({ email: 'replaced@example.com' });
-    const auth = `Basic ${Buffer.from(`${user.email}:${user.apiKey}`).toString('base64')}`;
-    const upload = async (png: Buffer) => {
-      const form = new FormData();
-      form.append('file', new Blob([png]), 'a.png');
-      const res = await fetch(`${t.url}/api/v1/users/me/avatar`, {
-        method: 'POST',
-        headers: { authorization: auth },
-        body: form,
-      });
-      expect(res.status).toBe(200);
-    };
     const first = await sharp({ create: { width: 90, height: 90, channels: 3, background: '#a02060' } })
       .png()
       .toBuffer();
-    await upload(first);
+    await upload(user, first);
     const old = { ...ops, source: createHash('sha256').update(first).digest('hex') };
     // Transformed once: its bytes are now in the server's memory and this result on disk.
     expect((await get(signedPath(NEW_KEY, old))).status).toBe(200);
-    await upload(await sharp(first).negate().png().toBuffer()); // replaces (deletes) the first
+    await upload(user, await sharp(first).negate().png().toBuffer()); // replaces (deletes) the first
     expect((await get(signedPath(NEW_KEY, old))).status).toBe(404);
     expect((await get(signedPath(NEW_KEY, { ...old, width: 32 }))).status).toBe(404);
   });
@@ -190,14 +182,7 @@ describe('signed transform URLs', () => {
     const png = await sharp({ create: { width: 70, height: 70, channels: 3, background: '#2060a0' } })
       .png()
       .toBuffer();
-    const form = new FormData();
-    form.append('file', new Blob([png]), 'a.png');
-    const up = await fetch(`${t.url}/api/v1/users/me/avatar`, {
-      method: 'POST',
-      headers: { authorization: auth },
-      body: form,
-    });
-    expect(up.status).toBe(200);
+    await upload(user, png);
     const mine = { ...ops, source: createHash('sha256').update(png).digest('hex') };
     const ok = await get(signedPath(NEW_KEY, mine));
     expect(ok.status).toBe(200);

@@ -155,7 +155,15 @@ describe.each(backends())('avatar upload (%s)', (backend) => {
     expect((await metric('concord_image_transforms_total')) - before).toBe(1);
     const first = await fetch(url);
     const etag = first.headers.get('etag')!;
+    expect(etag).toMatch(/^W\/"/); // the version fixes the image, not every byte (see avatars.ts)
     expect((await fetch(url, { headers: { 'if-none-match': etag } })).status).toBe(304);
+    // A new avatar is a new URL with another ETag: the old one does not validate it.
+    const next = await upload(u, await picture().negate().png().toBuffer());
+    const nextUrl = `${next.body.avatar_url as string}?s=192`;
+    expect(nextUrl).not.toBe(url);
+    const fresh = await fetch(nextUrl, { headers: { 'if-none-match': etag } });
+    expect(fresh.status).toBe(200);
+    expect(fresh.headers.get('etag')).not.toBe(etag);
   });
 
   it('detects a corrupted cached result on disk, regenerates it and counts it in /metrics', async () => {

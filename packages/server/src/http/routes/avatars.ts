@@ -69,7 +69,9 @@ export function avatarRoutes(http: FastifyInstance, app: AppContext): void {
       if (!user) throw fail.noSuchUser(`user_id '${req.params.id}'`);
       if (req.params.version !== String(user.avatar_version))
         return reply.header('cache-control', BRIEF).redirect(current(user, s), 302);
-      const etag = `"avatar-${user.id}-${user.avatar_version}-${s}"`;
+      // Weak, as a transform's (images/resultStore.ts etagOf): the version and size fix the image,
+      // not every byte, which libvips may encode differently on another node's CPU.
+      const etag = `W/"avatar-${user.id}-${user.avatar_version}-${s}"`;
       if (notModified(req, etag)) return immutable(reply.code(304), etag).send();
       // The upload's bytes are read only when a size must be rendered (see images.ts).
       const uploaded = await app.store.db

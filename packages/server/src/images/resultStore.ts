@@ -112,10 +112,9 @@ export function defaultLockDir(dir: string): string {
   return dir;
 }
 
+/** A result as read or computed; its ETag is its key's (see {@link etagOf}). */
 export interface StoredResult {
   body: Buffer;
-  /** Weak ETag, derived from the result's key (see {@link etagOf}). */
-  etag: string;
 }
 
 /** The key of a result: what it is made from, what is done to it, and by which encoder. */
@@ -151,6 +150,19 @@ const isAlive = (pid: number): boolean => {
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * What a failed symlink(2) of a lock means: true when the lock is held (or its directory went twice
+ * in a row: the caller retries shortly either way); false when the directory is missing, once (it
+ * was removed, empty, by another process closing or starting): recreate it and try again at once.
+ * Any other error is thrown.
+ */
+function lockRefused(err: unknown, again: boolean): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EEXIST' || (code === 'ENOENT' && again)) return true;
+  if (code === 'ENOENT') return false;
+  throw err;
+}
+
 /** An earlier version's empty lock file older than this was left by a writer killed before its PID. */
 const EMPTY_LOCK_MS = 1000;
 /** How often a read moves a result's mtime (its recency for the sweeper). */
@@ -185,8 +197,7 @@ async function readWhole(file: string): Promise<Buffer> {
 
 /**
  * The ETag of a result: weak, and derived from its key (the source's hash, the operations, the
- * encoder version), so that it is known before the result is computed and is the same whether the
- * result was just computed or read from disk. Weak, because the key fixes the image but not every
+ * encoder version), so that it is known before the result is computed or read. Weak, because the key fixes the image but not every
  * byte: libvips picks its SIMD code by CPU, so nodes on different hardware may encode one key
  * differently (If-None-Match compares weakly, so 304s work the same). Deriving it from the body's
  * checksum cost the cold request a SHA-256 and a copy of the body before its answer.
@@ -343,7 +354,7 @@ export class ResultStore {
       this.touched.set(key, now);
       await utimes(file, now / 1000, now / 1000).catch(() => undefined);
     }
-    return { body, etag: etagOf(key) };
+    return { body };
   }
 
   /** The result (as soon as it is read or computed) and the end of its write (if it was computed). */
@@ -402,7 +413,7 @@ export class ResultStore {
           .then(() => this.write(key, body))
           .catch((err: unknown) => this.opts.onWriteError?.(err))
           .finally(unlock);
-        return { body, etag: etagOf(key) };
+        return { body };
       }
     })();
     return {
@@ -423,13 +434,8 @@ export class ResultStore {
       symlinkSync(String(process.pid), this.lockPath(key));
       return true;
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      // Held; or the directory went again (the caller retries shortly, as for a held lock).
-      if (code === 'EEXIST' || (code === 'ENOENT' && again)) return false;
-      if (code !== 'ENOENT') throw err;
+      if (lockRefused(err, again)) return false;
     }
-    // The (then empty) lock directory was removed by another process sharing it as it closed, or
-    // by one sweeping lock directories as it started: recreate it and try once more at once.
     mkdirSync(this.lockDir, { recursive: true });
     return this.tryLockSync(key, true);
   }
@@ -440,10 +446,7 @@ export class ResultStore {
       await symlink(String(process.pid), this.lockPath(key));
       return true;
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      // Held; or the directory went again (the caller retries shortly, as for a held lock).
-      if (code === 'EEXIST' || (code === 'ENOENT' && again)) return false;
-      if (code !== 'ENOENT') throw err;
+      if (lockRefused(err, again)) return false;
     }
     await mkdir(this.lockDir, { recursive: true });
     return this.tryLockAsync(key, true);

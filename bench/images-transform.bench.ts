@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { TransformOps } from '../packages/server/src/images/transformUrl.js';
+import { canonicalPath } from '../packages/server/src/images/transformUrl.js';
 import {
   closeConnections,
   get,
@@ -11,7 +12,6 @@ import {
   serverMetric,
   sharpHttpArgs,
   sharpHttpCpuMs,
-  sharpHttpPath,
   sourcePhoto,
   startImageServer,
   startLineChild,
@@ -141,7 +141,7 @@ for (let instance = 0; instance < INSTANCES; instance++) {
       for (let i = 0; i < WARMUP; i++) {
         await server.clearResults();
         await get(`${server.url}${server.path(VARIANTS[0]!)}`);
-        await get(`${httpUrl}${sharpHttpPath('source.jpg', VARIANTS[0]!)}`);
+        await get(`${httpUrl}/${canonicalPath({ ...VARIANTS[0]!, source: server.sha256 })}`);
       }
       await server.settle();
       const [idleConcordFrom, idleHttpFrom] = [await concordCpu(), await httpCpu()];
@@ -160,9 +160,9 @@ for (let instance = 0; instance < INSTANCES; instance++) {
         let measuredFrom = 0;
         const transformsBefore = await serverMetric(server.url, TRANSFORMS);
         for (let r = -WARMUP; r < measured; r++) {
-          // CPU time, unlike wall time, hardly depends on what else the machine runs: the server's
-          // over the measured rounds (from its /metrics, one scrape before and after) against the
-          // bare pipeline's.
+          // CPU time depends less than wall time on what else the machine runs (it still moved by
+          // ±5% between runs here): each server's over the measured rounds, against the bare
+          // pipeline's around each transform.
           if (r === 0) {
             serverCpuBefore = await concordCpu();
             httpCpuBefore = await httpCpu();
@@ -195,14 +195,16 @@ for (let instance = 0; instance < INSTANCES; instance++) {
             },
             http: async () => {
               const start = performance.now();
-              const res = await get(`${httpUrl}${sharpHttpPath(other?.file ?? 'source.jpg', ops)}`);
+              const res = await get(
+                `${httpUrl}/${canonicalPath({ ...ops, source: other?.sha256 ?? server.sha256 })}`,
+              );
               const ms = performance.now() - start;
               if (res.status !== 200) throw new Error(`bare sharp over HTTP failed: ${res.status}`);
               return { ms, sha256: sha(res.body) };
             },
           };
-          // The order rotates, so that none of the three is always the one after another's.
-          // Rotating on the rounds this case measured so far, across instances: each order as often.
+          // The order rotates, so that none of the three is always the one after another's: on the
+          // rounds this case measured so far, across instances, so that each order runs as often.
           const turn = s.concord.length;
           const order = (['concord', 'bare', 'http'] as const).map((_, k, all) => all[(k + turn) % 3]!);
           const got: Partial<Record<(typeof order)[number], { ms: number; sha256: string; bytes?: number }>> =

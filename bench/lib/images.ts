@@ -10,7 +10,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { defaultLockDir } from '../../packages/server/src/images/resultStore.js';
 import type { TransformOps } from '../../packages/server/src/images/transformUrl.js';
-import { signedPath } from '../../packages/server/src/images/transformUrl.js';
+import { parseOps, signedPath } from '../../packages/server/src/images/transformUrl.js';
 import { createOwner } from './owner.js';
 import { startConcord } from './processes.js';
 
@@ -22,8 +22,9 @@ import { startConcord } from './processes.js';
  *   `sharp <source>`          on each stdin line (operations as JSON), the bare sharp pipeline once;
  *                             prints its ms, the CPU ms of the process (all threads) and the SHA-256;
  *   `sharp-http <dir>`        the bare sharp pipeline behind a bare Fastify route (the least an HTTP
- *                             image server can do): `GET /{file}/{fit}/{W}x{H}/{format}/q{quality}`
- *                             transforms `dir/file`, read into memory at start, and sends the bytes;
+ *                             image server can do): `GET /{canonical path}` (as after a signature in
+ *                             Concord's /img URLs) transforms the `.jpg` of `dir` with that SHA-256,
+ *                             read into memory at start, and sends the bytes;
  *                             `GET /cpu`: the CPU ms the process has used (all threads);
  *   `burst <url> <n>`         n keep-alive connections; on each stdin line, n concurrent GETs of url;
  *                             prints the time until all n answered and whether the bodies agree.
@@ -236,7 +237,7 @@ export async function startLineChild(mode: 'sharp' | 'burst', args: string[]): P
 
 /**
  * The arguments of {@link startChild} for the `sharp-http` child over the `.jpg` files of `dir`; its
- * URL of one transform is `${url}${sharpHttpPath(file, ops)}`.
+ * URL of one transform is `${url}/${canonicalPath(ops)}`.
  */
 export function sharpHttpArgs(dir: string): [string, string[], RegExp] {
   return [fileURLToPath(import.meta.url), ['sharp-http', dir], /sharp http server at (http:\/\/\S+)/];
@@ -245,11 +246,6 @@ export function sharpHttpArgs(dir: string): [string, string[], RegExp] {
 /** The CPU ms the `sharp-http` child at `url` has used (all threads). */
 export async function sharpHttpCpuMs(url: string): Promise<number> {
   return (JSON.parse((await get(`${url}/cpu`)).body.toString()) as { ms: number }).ms;
-}
-
-/** The path of one transform of `file` on the `sharp-http` child. */
-export function sharpHttpPath(file: string, o: Omit<TransformOps, 'source'>): string {
-  return `/${file}/${o.fit}/${o.width}x${o.height}/${o.format}/q${o.quality}`;
 }
 
 /** Writes `body` to `dir/name` and starts @fastify/static on `dir` in its own process. */
@@ -281,28 +277,25 @@ async function childMain(mode: string, args: string[]): Promise<void> {
   } else if (mode === 'sharp-http') {
     const { readFileSync } = await import('node:fs');
     const { default: Fastify } = await import('fastify');
-    // Every picture in memory before the first request, as the `sharp` child holds its sources.
+    // Every picture in memory before the first request, as the `sharp` child holds its sources;
+    // by SHA-256, as Concord finds its stored sources.
     const files = new Map(
       readdirSync(args[0]!)
         .filter((f) => f.endsWith('.jpg'))
-        .map((f) => [f, readFileSync(join(args[0]!, f))] as const),
+        .map((f) => readFileSync(join(args[0]!, f)))
+        .map((bytes) => [createHash('sha256').update(bytes).digest('hex'), bytes] as const),
     );
     const app = Fastify({ logger: false });
     app.get('/cpu', async () => {
       const used = process.cpuUsage();
       return { ms: (used.user + used.system) / 1000 };
     });
-    app.get<{ Params: { file: string; fit: string; size: string; format: string; q: string } }>(
-      '/:file/:fit/:size/:format/:q',
-      async (req, reply) => {
-        const p = req.params;
-        const [width, height] = p.size.split('x').map(Number) as [number, number];
-        const ops = { fit: p.fit as TransformOps['fit'], width, height, quality: Number(p.q.slice(1)) };
-        const format = p.format as TransformOps['format'];
-        const body = await bareTransform(files.get(p.file)!, { ...ops, format, source: '' });
-        return reply.type(`image/${format}`).send(body);
-      },
-    );
+    app.get<{ Params: { '*': string } }>('/*', async (req, reply) => {
+      const ops = parseOps(req.params['*']);
+      if (typeof ops === 'string' || !files.has(ops.source)) return reply.code(404).send();
+      const body = await bareTransform(files.get(ops.source)!, ops);
+      return reply.type(`image/${ops.format}`).send(body);
+    });
     await warmUp(files.values().next().value!);
     console.log(`sharp http server at ${await app.listen({ host: '127.0.0.1', port: 0 })}`);
   } else if (mode === 'sharp') {

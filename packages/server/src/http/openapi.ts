@@ -330,7 +330,7 @@ export function concordOpenApi(serverUrl: string) {
               content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
             },
             '403': {
-              description: 'Invalid signature',
+              description: 'Invalid signature, or no CONCORD_IMAGE_KEYS configured (transforms not enabled)',
               content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
             },
             '404': {

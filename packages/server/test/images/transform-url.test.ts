@@ -211,6 +211,11 @@ describe('signed transform URLs', () => {
     try {
       const res = await fetch(`${bare.url}${signedPath(NEW_KEY, ops)}`);
       expect(res.status).toBe(403);
+      // Says why, rather than blaming the URL's signature.
+      expect(await res.json()).toMatchObject({
+        code: 'FORBIDDEN',
+        msg: expect.stringMatching(/not enabled/),
+      });
     } finally {
       await bare.close();
     }

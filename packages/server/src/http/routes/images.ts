@@ -24,7 +24,12 @@ export function imageRoutes(
     .filter(Boolean);
   http.get<{ Params: { sig: string; '*': string } }>('/img/:sig/*', async (req, reply) => {
     const canonical = req.params['*'];
-    if (keys.length === 0 || !verify(keys, canonical, req.params.sig))
+    if (keys.length === 0)
+      throw new ConcordError(
+        'FORBIDDEN',
+        'Image transforms are not enabled on this server (it has no signing keys)',
+      );
+    if (!verify(keys, canonical, req.params.sig))
       throw new ConcordError('FORBIDDEN', 'Invalid image URL signature');
     const ops = parseOps(canonical);
     if (typeof ops === 'string') throw fail.invalid('image URL', ops);
